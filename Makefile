@@ -1,0 +1,91 @@
+# lazykv -- build, run, test.  See README.md.
+#
+#   make            build bin/lazykvd, bin/lazykv-admin, bin/lazykv-sync
+#   make run        local 3-node MariaDB cluster + lazykvd on :8080 (+ sync)
+#   make test       unit + integration tests against a throwaway test cluster
+#   make asan       the same tests with AddressSanitizer + UBSan builds
+#   make lint       cppcheck + the SQL-building check
+
+CC       ?= cc
+OPT      ?= -O2 -g
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
+PKGS      = libmariadb libmicrohttpd jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# iniparser ships no pkg-config file on Debian.
+INI_LIBS   = -liniparser
+CFLAGS   += -std=gnu11 -D_GNU_SOURCE $(OPT) $(WARN) -MMD -MP $(PKG_CFLAGS) -Isrc
+LDLIBS   += $(PKG_LIBS) $(INI_LIBS) -lpthread
+
+BUILD    ?= build
+BIN      ?= bin
+
+COMMON    = log buf codec config placement version partition store
+DAEMON    = uri negotiate render handlers server lazykvd
+ADMIN     = admin antientropy
+SYNC      = sync lazykv_sync
+
+obj = $(patsubst %,$(BUILD)/%.o,$(1))
+
+all: $(BIN)/lazykvd $(BIN)/lazykv-admin $(BIN)/lazykv-sync
+
+$(BUILD)/%.o: src/%.c | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/schema_sql.c: sql/schema.sql tools/embed_sql.sh | $(BUILD)
+	sh tools/embed_sql.sh $< > $@
+
+$(BUILD)/schema_sql.o: $(BUILD)/schema_sql.c
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(BIN)/lazykvd: $(call obj,$(COMMON) $(DAEMON)) | $(BIN)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/lazykv-admin: $(call obj,$(COMMON) $(ADMIN) schema_sql) | $(BIN)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/lazykv-sync: $(call obj,$(COMMON) $(SYNC)) | $(BIN)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- unit tests (Check) ----------------------------------------------------
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNIT_MODS = log buf codec config placement version uri negotiate render
+$(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS))
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
+	    $(call obj,$(UNIT_MODS)) $(LDLIBS) $(shell pkg-config --libs check)
+
+$(BUILD) $(BIN):
+	mkdir -p $@
+
+deps:
+	@tools/deps.sh test
+
+# ---- the two README commands ---------------------------------------------
+run:
+	@tools/deps.sh run
+	@$(MAKE) --no-print-directory all
+	@tools/run.sh
+
+test:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests
+	@tools/test.sh $(BUILD) $(BIN)
+
+# ---- sanitizers, lint ------------------------------------------------------
+ASAN_OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+asan:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=build/asan BIN=bin/asan OPT="$(ASAN_OPT)" \
+	    LDFLAGS="-fsanitize=address,undefined" all build/asan/unit_tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    tools/test.sh build/asan bin/asan
+
+lint:
+	@tools/lint.sh
+
+clean:
+	rm -rf build bin
+
+.PHONY: all run test asan lint clean deps
+-include $(wildcard $(BUILD)/*.d)

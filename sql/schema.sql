@@ -1,0 +1,40 @@
+-- lazykv partition schema, applied by `lazykv-admin init` to every
+-- partition's database (idempotent: every statement is IF NOT EXISTS or
+-- INSERT IGNORE). "@T" stands for [store] table_name.
+
+-- The data: one row per key, tombstones included (see src/store.h).
+CREATE TABLE IF NOT EXISTS `@T` (
+  k        VARBINARY(3072) NOT NULL,
+  v        LONGBLOB        NOT NULL,
+  ctype    VARBINARY(255)  NOT NULL,
+  version  BIGINT UNSIGNED NOT NULL,
+  deleted  TINYINT         NOT NULL DEFAULT 0,
+  -- NULL: changed here, waiting for the sync to stamp it; > 0: the sync
+  -- epoch that stamped it; 0: a copy received from another partition.
+  seq      BIGINT UNSIGNED NULL,
+  PRIMARY KEY (k),
+  -- InnoDB appends the primary key to a secondary index, so this is an
+  -- index on (seq, k): the sync reads changes in (seq, k) order from it.
+  KEY by_seq (seq)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC;
+
+-- Per-partition facts: its node id (identifies it as a sync source, new if
+-- the database is ever re-created) and the last sync epoch it handed out.
+CREATE TABLE IF NOT EXISTS `@T_meta` (
+  name   VARBINARY(64)  NOT NULL PRIMARY KEY,
+  value  BIGINT UNSIGNED NOT NULL,
+  text   VARBINARY(255) NOT NULL
+) ENGINE=InnoDB;
+
+INSERT IGNORE INTO `@T_meta` (name, value, text) VALUES ('node_id', 0, UUID());
+INSERT IGNORE INTO `@T_meta` (name, value, text) VALUES ('epoch', 0, '');
+
+-- How far this partition has applied each source's changes: a (seq, k)
+-- position in the source's by_seq order, written in the same transaction
+-- as the rows it covers.
+CREATE TABLE IF NOT EXISTS `@T_sync` (
+  source   VARBINARY(64)   NOT NULL PRIMARY KEY,
+  seq      BIGINT UNSIGNED NOT NULL,
+  k        VARBINARY(3072) NOT NULL,
+  updated  TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC;

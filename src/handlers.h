@@ -1,0 +1,65 @@
+/*
+ * handlers.h -- what each route and method does: turns a parsed request into
+ * a reply (status, headers, body). Knows nothing of libmicrohttpd: server.c
+ * collects the request and sends the reply.
+ */
+#ifndef LKV_HANDLERS_H
+#define LKV_HANDLERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "lkv.h"
+#include "server.h"
+#include "uri.h"
+
+enum method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER };
+
+struct request {
+    char *raw_uri;              /* owned: the request target as sent */
+    enum method method;
+    int begun;                  /* 1 after the first access-handler call */
+    struct uri uri;             /* owned contents */
+    enum lkv_status uri_status; /* result of uri_parse */
+    const char *accept;         /* ref: MHD's header storage, or NULL */
+    const char *if_match;       /* ref */
+    const char *if_none_match;  /* ref */
+    const char *content_type;   /* ref */
+    struct buf body;            /* owned: the uploaded value */
+};
+
+#define REPLY_MAX_HEADERS 8
+
+struct reply {
+    unsigned status;
+    char *body;                 /* owned (malloc); NULL for no body */
+    size_t body_len;
+    const char *content_type;   /* ref: a static string or ctype_buf */
+    char ctype_buf[256];
+    int head_only;              /* HEAD of a raw value: send head_size, no body */
+    uint64_t head_size;
+    int nheaders;
+    struct {
+        const char *name;       /* static */
+        char *value;            /* owned */
+    } header[REPLY_MAX_HEADERS];
+};
+
+/* Frees a request's owned parts (not the struct). */
+void request_free(struct request *req);
+
+/* Fills rep for req. Never fails: out-of-memory and backend faults become
+ * 503 replies, bugs 500. */
+void handle_request(struct worker *w, struct request *req, struct reply *rep);
+
+/* A reply for a request that cannot be handled normally (status is 413,
+ * 503, ...), with a problem document. */
+void handle_error(struct request *req, struct reply *rep, unsigned status, const char *detail);
+
+void reply_free(struct reply *rep);
+
+/* The one mapping from lkv_status to an HTTP status code. */
+unsigned http_status_of(enum lkv_status st);
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * lazykvd.c -- main of the HTTP controller: command line, configuration,
+ * signals. The work is in server.c (HTTP) and handlers.c (the API).
+ */
+#include <getopt.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "lkv.h"
+#include "log.h"
+#include "server.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: lazykvd -c FILE [--test] [--listen HOST:PORT] [--test-conf]\n"
+        "\n"
+        "The lazykv HTTP controller: stores each key at its master partition\n"
+        "(a MariaDB/MySQL database chosen by hashing the key) and serves reads\n"
+        "from any partition (/bucket/KEY) or from the master (/canonicalbucket/KEY).\n"
+        "\n"
+        "  -c, --config FILE     configuration file (INI; see README.md)\n"
+        "      --test            test mode: every database name gets the test_ prefix\n"
+        "                        (also when LAZYKV_ENV=test)\n"
+        "  -l, --listen H:P      listen address, overriding [server] listen (port 0:\n"
+        "                        any free port, printed at start-up)\n"
+        "  -t, --test-conf       check the configuration, print it, and exit\n"
+        "      --allow-root      run even as root\n"
+        "  -h, --help            this help\n"
+        "  -V, --version         print the version\n"
+        "\n"
+        "Exit status: 0 after SIGINT/SIGTERM, 1 if the server cannot start,\n"
+        "2 for a usage or configuration error.\n");
+}
+
+/* Raises the open-file limit to its hard maximum: each client connection
+ * and each database connection is a descriptor. */
+static void raise_fd_limit(int want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t target = (rlim_t)want + 256;
+    if (target > rl.rlim_max)
+        target = rl.rlim_max;
+    if (rl.rlim_cur < target) {
+        rl.rlim_cur = target;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the open-file limit to %llu", (unsigned long long)target);
+    }
+}
+
+static void warn_readable_password(const struct lkv_config *cfg)
+{
+    struct stat st;
+    int has_password = 0;
+    for (int i = 0; i < cfg->partitions; i++)
+        has_password |= cfg->part[i].password[0] != '\0';
+    if (has_password && stat(cfg->path, &st) == 0 && (st.st_mode & S_IROTH))
+        log_warn("%s holds a database password and is readable by everyone (chmod o-r)",
+                 cfg->path);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 'T'},
+        {"listen", required_argument, NULL, 'l'}, {"test-conf", no_argument, NULL, 't'},
+        {"allow-root", no_argument, NULL, 'R'},   {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *listen = NULL;
+    int test_mode = config_env_test_mode(), check_only = 0, allow_root = 0, c;
+    log_init("lazykvd", LOG_INFO);
+    while ((c = getopt_long(argc, argv, "c:l:thV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'T': test_mode = 1; break;
+        case 'l': listen = optarg; break;
+        case 't': check_only = 1; break;
+        case 'R': allow_root = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("lazykvd %s\n", LKV_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (config_path == NULL || optind != argc) {
+        fprintf(stderr, "lazykvd: %s\n", config_path ? "unexpected argument" : "-c FILE is required");
+        usage(stderr);
+        return 2;
+    }
+    char err[512];
+    struct lkv_config *cfg = config_load(config_path, test_mode, err, sizeof(err));
+    if (cfg == NULL) {
+        fprintf(stderr, "lazykvd: %s\n", err);
+        return 2;
+    }
+    if (listen) {
+        free(cfg->listen_host);
+        cfg->listen_host = NULL;
+        if (config_parse_listen(listen, &cfg->listen_host, &cfg->listen_port) != 0) {
+            fprintf(stderr, "lazykvd: --listen: must be HOST:PORT, got '%s'\n", listen);
+            config_free(cfg);
+            return 2;
+        }
+    }
+    enum log_level level;
+    log_level_parse(cfg->log_level, &level);
+    log_init("lazykvd", level);
+    if (check_only) {
+        config_dump(cfg, stdout);
+        config_free(cfg);
+        return 0;
+    }
+    if (geteuid() == 0 && !allow_root) {
+        fprintf(stderr, "lazykvd: refusing to run as root (use --allow-root to insist)\n");
+        config_free(cfg);
+        return 2;
+    }
+    warn_readable_password(cfg);
+    raise_fd_limit(cfg->max_connections + cfg->threads * cfg->partitions);
+
+    /* Block the stop signals before MHD starts its threads, so they inherit
+     * the mask and only sigwait() below ever sees them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (mysql_library_init(0, NULL, NULL) != 0) {
+        log_error("cannot initialise the MariaDB client library");
+        config_free(cfg);
+        return 1;
+    }
+    struct lkv_server srv;
+    memset(&srv, 0, sizeof(srv));
+    int rc = 0;
+    if (server_start(&srv, cfg) != 0) {
+        rc = 1;
+    } else {
+        log_info("listening on http://%s:%d/ (%d partitions, %d threads%s)", cfg->listen_host,
+                 srv.port, cfg->partitions, cfg->threads, cfg->test_mode ? ", test mode" : "");
+        int sig;
+        sigwait(&stop, &sig);
+        log_info("%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    server_stop(&srv);
+    mysql_library_end();
+    config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,208 @@
+/*
+ * partition.c -- per-thread database connections. See partition.h.
+ */
+#include "partition.h"
+
+#include <errmsg.h>
+#include <mysqld_error.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "version.h"
+
+void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
+                const char *const *sql, int nsql)
+{
+    memset(c, 0, sizeof(*c));
+    c->index = index;
+    c->conf = &cfg->part[index];
+    c->test_mode = cfg->test_mode;
+    c->sql = sql;
+    c->nsql = nsql < PCONN_MAX_STMTS ? nsql : PCONN_MAX_STMTS;
+}
+
+void pconn_close(struct pconn *c)
+{
+    for (int i = 0; i < PCONN_MAX_STMTS; i++) {
+        if (c->stmt[i]) {
+            mysql_stmt_close(c->stmt[i]);
+            c->stmt[i] = NULL;
+        }
+    }
+    if (c->mysql) {
+        mysql_close(c->mysql);
+        c->mysql = NULL;
+    }
+}
+
+int pconn_backing_off(const struct pconn *c)
+{
+    return c->mysql == NULL && c->retry_at_us != 0 && version_now_us() < c->retry_at_us;
+}
+
+static void remember_failure(struct pconn *c, unsigned err, const char *msg)
+{
+    c->last_errno = err;
+    snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
+}
+
+static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
+{
+    const struct lkv_partition_conf *p = c->conf;
+    *st = LKV_EUNAVAIL;
+    if (c->test_mode && strncmp(p->name, CONFIG_TEST_PREFIX, strlen(CONFIG_TEST_PREFIX)) != 0) {
+        /* Defence in depth: config.c prefixes every name in test mode. */
+        log_error("partition %d: refusing database '%s' in test mode", c->index, p->name);
+        remember_failure(c, 0, "not a test_ database in test mode");
+        *st = LKV_EINTERNAL;
+        return NULL;
+    }
+    MYSQL *m = mysql_init(NULL);
+    if (m == NULL) {
+        *st = LKV_ENOMEM;
+        return NULL;
+    }
+    unsigned ct = (unsigned)p->connect_timeout, rt = (unsigned)p->read_timeout,
+             wt = (unsigned)p->write_timeout;
+    unsigned long max_packet = 1UL << 30;
+    my_bool no = 0;
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &rt);
+    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &wt);
+    mysql_options(m, MYSQL_OPT_MAX_ALLOWED_PACKET, &max_packet);
+    mysql_options(m, MYSQL_OPT_RECONNECT, &no);
+    mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    const char *host = p->socket ? "localhost" : p->host;
+    if (mysql_real_connect(m, host, p->user, p->password, db, (unsigned)p->port, p->socket,
+                           0) == NULL) {
+        remember_failure(c, mysql_errno(m), mysql_error(m));
+        log_warn("partition %d (%s): cannot connect: %s", c->index, p->name, mysql_error(m));
+        mysql_close(m);
+        c->retry_at_us = version_now_us() + PCONN_BACKOFF_US;
+        return NULL;
+    }
+    c->retry_at_us = 0;
+    *st = LKV_OK;
+    return m;
+}
+
+MYSQL *pconn_mysql(struct pconn *c, enum lkv_status *st)
+{
+    if (c->mysql) {
+        *st = LKV_OK;
+        return c->mysql;
+    }
+    if (pconn_backing_off(c)) {
+        *st = LKV_EUNAVAIL;
+        return NULL;
+    }
+    c->mysql = connect_to(c, c->conf->name, st);
+    return c->mysql;
+}
+
+MYSQL *pconn_connect_server(struct pconn *c, enum lkv_status *st)
+{
+    pconn_close(c);
+    c->mysql = connect_to(c, NULL, st);
+    return c->mysql;
+}
+
+MYSQL_STMT *pconn_stmt(struct pconn *c, int id, enum lkv_status *st)
+{
+    if (id < 0 || id >= c->nsql) {
+        *st = LKV_EINTERNAL;
+        return NULL;
+    }
+    if (c->stmt[id]) {
+        *st = LKV_OK;
+        return c->stmt[id];
+    }
+    MYSQL *m = pconn_mysql(c, st);
+    if (m == NULL)
+        return NULL;
+    MYSQL_STMT *s = mysql_stmt_init(m);
+    if (s == NULL) {
+        *st = LKV_ENOMEM;
+        return NULL;
+    }
+    if (mysql_stmt_prepare(s, c->sql[id], strlen(c->sql[id])) != 0) {
+        *st = pconn_fail(c, s);
+        mysql_stmt_close(s);
+        return NULL;
+    }
+    c->stmt[id] = s;
+    *st = LKV_OK;
+    return s;
+}
+
+/* Errors after which the connection cannot be trusted any more. */
+static int is_connection_error(unsigned err)
+{
+    return err >= 2000 && err < 3000;
+}
+
+enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt)
+{
+    unsigned err = stmt ? mysql_stmt_errno(stmt) : (c->mysql ? mysql_errno(c->mysql) : 0);
+    const char *msg = stmt ? mysql_stmt_error(stmt) : (c->mysql ? mysql_error(c->mysql) : "");
+    remember_failure(c, err, msg);
+    switch (err) {
+    case ER_LOCK_DEADLOCK:
+    case ER_LOCK_WAIT_TIMEOUT:
+        log_info("partition %d: %s", c->index, msg);
+        return LKV_EUNAVAIL;
+    case ER_BAD_DB_ERROR:
+    case ER_NO_SUCH_TABLE:
+        log_error("partition %d (%s): %s (run lazykv-admin init)", c->index, c->conf->name, msg);
+        return LKV_EUNAVAIL;
+    case ER_CON_COUNT_ERROR:
+    case ER_SERVER_SHUTDOWN:
+    case ER_QUERY_INTERRUPTED:
+        log_warn("partition %d: %s", c->index, msg);
+        pconn_close(c);
+        return LKV_EUNAVAIL;
+    default:
+        break;
+    }
+    if (is_connection_error(err)) {
+        log_warn("partition %d (%s): %s", c->index, c->conf->name, msg);
+        /* A statement handle is owned by the cache or by the caller; only
+         * the cached ones are closed here. */
+        pconn_close(c);
+        c->retry_at_us = version_now_us() + PCONN_BACKOFF_US;
+        return LKV_EUNAVAIL;
+    }
+    log_error("partition %d (%s): unexpected error %u: %s", c->index, c->conf->name, err, msg);
+    return LKV_EINTERNAL;
+}
+
+int pconn_is_retryable(const struct pconn *c)
+{
+    return c->last_errno == ER_LOCK_DEADLOCK;
+}
+
+enum lkv_status pconn_ping(struct pconn *c)
+{
+    enum lkv_status st;
+    MYSQL *m = pconn_mysql(c, &st);
+    if (m == NULL)
+        return st;
+    if (mysql_ping(m) != 0)
+        return pconn_fail(c, NULL);
+    return LKV_OK;
+}
+
+enum lkv_status pconn_exec(struct pconn *c, const char *sql)
+{
+    enum lkv_status st;
+    MYSQL *m = pconn_mysql(c, &st);
+    if (m == NULL)
+        return st;
+    if (mysql_real_query(m, sql, strlen(sql)) != 0)
+        return pconn_fail(c, NULL);
+    MYSQL_RES *res = mysql_store_result(m);
+    if (res)
+        mysql_free_result(res);
+    return LKV_OK;
+}

@@ -1,0 +1,77 @@
+/*
+ * partition.h -- connections to the partitions' databases.
+ *
+ * A struct pconn is one connection to one partition, owned by exactly one
+ * thread: lazykvd keeps one per partition per worker thread (see
+ * partition_thread_set), lazykv-sync and lazykv-admin one per partition.
+ * Connections open lazily, and after a connection-level failure they are
+ * closed and not retried for a short back-off, so a dead partition costs one
+ * timeout per thread per back-off period, not one per request. Prepared
+ * statements are cached per connection and re-prepared after a reconnect.
+ */
+#ifndef LKV_PARTITION_H
+#define LKV_PARTITION_H
+
+#include <mysql.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "lkv.h"
+
+#define PCONN_MAX_STMTS 32
+
+/* After a connection failure, requests fail fast for this long. */
+#define PCONN_BACKOFF_US 1000000u
+
+struct pconn {
+    int index;                                /* partition number */
+    const struct lkv_partition_conf *conf;    /* ref: lives in the config */
+    int test_mode;                            /* refuse non-test_ databases */
+    const char *const *sql;                   /* ref: statement texts by id */
+    int nsql;                                 /* entries in sql */
+    MYSQL *mysql;                             /* owned; NULL when closed */
+    MYSQL_STMT *stmt[PCONN_MAX_STMTS];        /* owned; prepared lazily */
+    uint64_t retry_at_us;                     /* no reconnect before this */
+    unsigned last_errno;                      /* of the last failure */
+    char last_error[256];                     /* of the last failure */
+};
+
+/* Initialises c for partition index of cfg; connects nothing yet. sql is a
+ * table of nsql statement texts that pconn_stmt() prepares by id. */
+void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
+                const char *const *sql, int nsql);
+
+/* Closes the connection and its statements. c can be used again. */
+void pconn_close(struct pconn *c);
+
+/* The connection, opened now if needed (selecting the partition's database,
+ * or none when no_db). NULL with *st = LKV_EUNAVAIL on failure. */
+MYSQL *pconn_mysql(struct pconn *c, enum lkv_status *st);
+
+/* Opens a connection without selecting a database (for lazykv-admin init,
+ * which creates it). Closes any open one first. */
+MYSQL *pconn_connect_server(struct pconn *c, enum lkv_status *st);
+
+/* Statement id, prepared on this connection if not yet. NULL with *st set. */
+MYSQL_STMT *pconn_stmt(struct pconn *c, int id, enum lkv_status *st);
+
+/* Classifies the error of the last call on c (mysql_errno of the handle, or
+ * of stmt when not NULL), logs it, closes the connection when it is broken,
+ * and returns the status to report: LKV_EUNAVAIL for connection faults,
+ * timeouts and missing schema, LKV_EINTERNAL for anything unexpected. */
+enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt);
+
+/* 1 when the last failure was a deadlock or lock conflict worth retrying. */
+int pconn_is_retryable(const struct pconn *c);
+
+/* 1 when c is in its back-off period (recently failed), else 0. */
+int pconn_backing_off(const struct pconn *c);
+
+/* Sends a ping, connecting if needed. LKV_OK or LKV_EUNAVAIL. */
+enum lkv_status pconn_ping(struct pconn *c);
+
+/* Runs a constant SQL text (no parameters, no results). For DDL and
+ * transaction control only; data always goes through prepared statements. */
+enum lkv_status pconn_exec(struct pconn *c, const char *sql);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * server.c -- the libmicrohttpd daemon and the request lifecycle.
+ *
+ * Lifecycle of one request (libmicrohttpd calls, in order):
+ *   1. uri_log_cb: allocates struct request with the raw request target; it
+ *      becomes *req_cls. The raw target is decoded by uri.c, not by MHD.
+ *   2. on_access, first call: parses the target, reads the headers, and
+ *      refuses a Content-Length over max_value_size at once (413, body not
+ *      read). Otherwise nothing is queued yet: a response queued on the first
+ *      call makes MHD 0.9.75 close the connection, which costs keep-alive.
+ *   3. on_access with upload data: appends to the body, refusing with 413 as
+ *      soon as the running total passes max_value_size (chunked uploads).
+ *   4. on_access, last call: handlers.c builds the reply; it is queued and
+ *      the MHD response destroyed at once (MHD holds its own reference).
+ *   5. on_completed: frees the request, whatever happened before.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "handlers.h"
+#include "log.h"
+#include "version.h"
+
+/* MHD's per-connection memory pool holds the request line and headers:
+ * requests whose headers do not fit get 431 (or 414 for the URI). */
+#define CONNECTION_MEMORY_LIMIT (128 * 1024)
+
+static void worker_free(void *p)
+{
+    struct worker *w = p;
+    for (int i = 0; i < w->n; i++)
+        pconn_close(&w->conn[i]);
+    free(w);
+    mysql_thread_end();
+}
+
+struct worker *server_worker(struct lkv_server *srv)
+{
+    struct worker *w = pthread_getspecific(srv->worker_key);
+    if (w)
+        return w;
+    int n = srv->cfg->partitions;
+    w = calloc(1, sizeof(*w) + (size_t)n * sizeof(w->conn[0]));
+    if (w == NULL)
+        return NULL;
+    mysql_thread_init();
+    w->srv = srv;
+    w->n = n;
+    w->rng = version_now_us() ^ (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < n; i++)
+        pconn_init(&w->conn[i], srv->cfg, i, (const char *const *)srv->sql.text, srv->sql.count);
+    if (pthread_setspecific(srv->worker_key, w) != 0) {
+        worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+uint64_t worker_random(struct worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return w->rng = x;
+}
+
+static enum method method_of(const char *m)
+{
+    static const struct { const char *name; enum method m; } table[] = {
+        {"GET", M_GET}, {"HEAD", M_HEAD}, {"POST", M_POST}, {"PUT", M_PUT}, {"DELETE", M_DELETE},
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(m, table[i].name) == 0)
+            return table[i].m;
+    return M_OTHER;
+}
+
+static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    struct request *req = calloc(1, sizeof(*req));
+    if (req == NULL)
+        return NULL;
+    req->raw_uri = strdup(uri);
+    if (req->raw_uri == NULL) {
+        free(req);
+        return NULL;
+    }
+    return req;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *rep)
+{
+    struct MHD_Response *r;
+    if (rep->head_only) {
+        /* HEAD of a raw value: MHD sends Content-Length = head_size and no
+         * body, so the reader callback is never called. */
+        r = MHD_create_response_from_callback(rep->head_size, 4096, NULL, NULL, NULL);
+    } else {
+        r = MHD_create_response_from_buffer(rep->body_len, rep->body ? rep->body : "",
+                                            rep->body ? MHD_RESPMEM_MUST_FREE
+                                                      : MHD_RESPMEM_PERSISTENT);
+        if (r)
+            rep->body = NULL; /* MHD owns it now */
+    }
+    if (r == NULL) {
+        reply_free(rep);
+        return MHD_NO;
+    }
+    if (rep->content_type && rep->status != 304)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
+    for (int i = 0; i < rep->nheaders; i++)
+        MHD_add_response_header(r, rep->header[i].name, rep->header[i].value);
+    enum MHD_Result ret = MHD_queue_response(conn, rep->status, r);
+    MHD_destroy_response(r);
+    reply_free(rep);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, struct request *req,
+                                  unsigned status, const char *detail)
+{
+    struct reply rep;
+    memset(&rep, 0, sizeof(rep));
+    handle_error(req, &rep, status, detail);
+    return send_reply(conn, &rep);
+}
+
+/* Strict Content-Length: digits only. -1 when absent or malformed. */
+static long long content_length(struct MHD_Connection *conn)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
+    long long n;
+    if (v == NULL || config_parse_ll(v, &n) != 0 || n < 0)
+        return -1;
+    return n;
+}
+
+static void read_headers(struct MHD_Connection *conn, struct request *req)
+{
+    req->accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    req->if_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
+    req->if_none_match =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    req->content_type =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_size, void **req_cls)
+{
+    (void)url;
+    (void)version;
+    struct lkv_server *srv = cls;
+    struct request *req = *req_cls;
+    long long max = srv->cfg->max_value_size;
+    if (req == NULL) {
+        static struct request oom; /* read-only: no URI, no body */
+        return send_error(conn, &oom, 503, "out of memory");
+    }
+    if (!req->begun) {
+        req->begun = 1;
+        req->method = method_of(method);
+        req->uri_status = uri_parse(req->raw_uri, &req->uri);
+        read_headers(conn, req);
+        long long len = content_length(conn);
+        if (len > max)
+            return send_error(conn, req, 413, "the value is larger than max_value_size");
+        if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
+            return send_error(conn, req, 503, "out of memory");
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if ((long long)(req->body.len + n) > max) {
+            buf_free(&req->body);
+            return send_error(conn, req, 413, "the value is larger than max_value_size");
+        }
+        if (buf_append(&req->body, upload_data, n) != 0) {
+            buf_free(&req->body);
+            return send_error(conn, req, 503, "out of memory");
+        }
+        return MHD_YES;
+    }
+    struct worker *w = server_worker(srv);
+    if (w == NULL)
+        return send_error(conn, req, 503, "out of memory");
+    struct reply rep;
+    handle_request(w, req, &rep);
+    return send_reply(conn, &rep);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct request *req = *req_cls;
+    if (req) {
+        request_free(req);
+        free(req);
+        *req_cls = NULL;
+    }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_warn("http: %s", msg);
+}
+
+int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
+{
+    srv->cfg = cfg;
+    if (store_sql_build(&srv->sql, cfg->table_name) != 0) {
+        log_error("out of memory");
+        return -1;
+    }
+    if (pthread_key_create(&srv->worker_key, worker_free) != 0) {
+        log_error("pthread_key_create failed");
+        return -1;
+    }
+    srv->worker_key_set = 1;
+
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    int rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (rc != 0) {
+        log_error("%s: [server] listen: cannot resolve '%s': %s", cfg->path, cfg->listen_host,
+                  gai_strerror(rc));
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* first, to catch option errors */
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 1 ? cfg->threads : 0),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (srv->daemon == NULL) {
+        log_error("cannot listen on %s:%d (address in use?)", cfg->listen_host, cfg->listen_port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->listen_port;
+    return 0;
+}
+
+void server_stop(struct lkv_server *srv)
+{
+    if (srv->daemon) {
+        MHD_stop_daemon(srv->daemon);
+        srv->daemon = NULL;
+    }
+    if (srv->worker_key_set) {
+        pthread_key_delete(srv->worker_key);
+        srv->worker_key_set = 0;
+    }
+    store_sql_free(&srv->sql);
+}
