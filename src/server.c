@@ -101,13 +101,24 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
     return req;
 }
 
+/* Never called for HEAD: MHD sends no body. Ends the response if it were. */
+static ssize_t no_body_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *rep)
 {
     struct MHD_Response *r;
     if (rep->head_only) {
         /* HEAD of a raw value: MHD sends Content-Length = head_size and no
          * body, so the reader callback is never called. */
-        r = MHD_create_response_from_callback(rep->head_size, 4096, NULL, NULL, NULL);
+        r = MHD_create_response_from_callback(rep->head_size, 4096, no_body_reader, NULL,
+                                              NULL);
     } else {
         r = MHD_create_response_from_buffer(rep->body_len, rep->body ? rep->body : "",
                                             rep->body ? MHD_RESPMEM_MUST_FREE

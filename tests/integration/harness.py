@@ -1,0 +1,186 @@
+"""Test harness: a throwaway lazykv cluster in test mode.
+
+One Cluster serves a whole run: three mariadbd processes on free ports
+(tools/cluster.sh), `lazykv-admin init`, and lazykvd on a free port. Every
+database name carries the test_ prefix (lazykv's test mode), so a test run
+cannot touch real data. Teardown runs whatever happens (see run.py).
+"""
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLUSTER_SH = os.path.join(ROOT, "tools", "cluster.sh")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    """Polls cond() until it returns a true value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-cased names
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def json(self):
+        import json
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %r %r>" % (self.status, self.headers, self.body[:200])
+
+
+class Cluster:
+    def __init__(self, bindir, partitions=3, extra_config=""):
+        self.bindir = os.path.abspath(bindir)
+        self.n = partitions
+        self.dir = tempfile.mkdtemp(prefix="lazykv-test-")
+        self.db_ports = [free_port() for _ in range(partitions)]
+        self.http_port = None
+        self.kvd = None
+        self.kvd_log = os.path.join(self.dir, "lazykvd.log")
+        self.extra_config = extra_config
+        self.config = os.path.join(self.dir, "lazykv.cfg")
+
+    # ---- setup / teardown ------------------------------------------------
+    def write_config(self, partitions=None, path=None):
+        n = partitions or self.n
+        lines = ["[store]", "key_length = 250", "partitions = %d" % n,
+                 "table_name = data", "max_value_size = 16777216",
+                 "connect_timeout = 2", "read_timeout = 5", "write_timeout = 5",
+                 "[server]", "listen = 127.0.0.1:0", "threads = 4",
+                 "log_level = info", "[sync]", "batch_size = 100",
+                 "tombstone_grace = 0"]
+        lines.append(self.extra_config)
+        for i in range(n):
+            lines += ["[partition-%d]" % i, "name = store_%d" % (i + 1),
+                      "host = 127.0.0.1", "port = %d" % self.db_ports[i],
+                      "user = lazykv", "password = secret"]
+        with open(path or self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(path or self.config, 0o600)
+
+    def start(self):
+        env = dict(os.environ, LAZYKV_DB_FAST="1")
+        subprocess.run([CLUSTER_SH, "start", self.dir] + [str(p) for p in self.db_ports],
+                       check=True, env=env)
+        self.write_config()
+        self.admin("init", check=True)
+        self.start_kvd()
+
+    def start_kvd(self):
+        self.http_port = free_port()
+        args = [os.path.join(self.bindir, "lazykvd"), "-c", self.config, "--test",
+                "--listen", "127.0.0.1:%d" % self.http_port]
+        if os.geteuid() == 0:
+            args.append("--allow-root")
+        log = open(self.kvd_log, "ab")
+        self.kvd = subprocess.Popen(args, stdout=log, stderr=log)
+        log.close()
+        wait_for(lambda: self._health_ok(), what="lazykvd to answer /health")
+
+    def _health_ok(self):
+        if self.kvd.poll() is not None:
+            raise AssertionError("lazykvd exited: %s" % open(self.kvd_log).read()[-2000:])
+        try:
+            return self.request("GET", "/health").status in (200, 503)
+        except OSError:
+            return False
+
+    def stop_kvd(self, sig=signal.SIGTERM):
+        if self.kvd and self.kvd.poll() is None:
+            self.kvd.send_signal(sig)
+            try:
+                self.kvd.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kvd.kill()
+                self.kvd.wait()
+        rc = self.kvd.returncode if self.kvd else None
+        self.kvd = None
+        return rc
+
+    def stop(self):
+        try:
+            self.stop_kvd()
+        finally:
+            subprocess.run([CLUSTER_SH, "stop", self.dir], check=False)
+            if os.environ.get("LAZYKV_KEEP_TMP") != "1":
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stop_node(self, i):
+        subprocess.run([CLUSTER_SH, "stop-node", self.dir, str(i)], check=True)
+
+    def start_node(self, i):
+        env = dict(os.environ, LAZYKV_DB_FAST="1")
+        subprocess.run([CLUSTER_SH, "start-node", self.dir, str(i), str(self.db_ports[i])],
+                       check=True, env=env)
+
+    def node_pid(self, i):
+        with open(os.path.join(self.dir, "node-%d" % i, "mysqld.pid")) as f:
+            return int(f.read().strip())
+
+    # ---- programs ----------------------------------------------------------
+    def tool(self, name, *args, check=False, timeout=120, config=None):
+        cmd = [os.path.join(self.bindir, name), "-c", config or self.config, "--test"] + list(args)
+        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("%s failed (%d): %s" % (cmd, p.returncode, p.stderr.decode()))
+        return p
+
+    def admin(self, *args, **kw):
+        return self.tool("lazykv-admin", *args, **kw)
+
+    def sync(self, *args, **kw):
+        return self.tool("lazykv-sync", *args, **kw)
+
+    # ---- HTTP --------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            conn.close()
+
+    # ---- direct SQL (to check what each partition holds) -------------------
+    def sql(self, i, query, db=True):
+        cmd = ["mariadb", "--no-defaults", "-h127.0.0.1", "-P%d" % self.db_ports[i],
+               "-ulazykv", "-psecret", "-N", "-B", "-e", query]
+        if db:
+            cmd.append("test_store_%d" % (i + 1))
+        p = subprocess.run(cmd, capture_output=True, check=True)
+        return [line.split("\t") for line in p.stdout.decode().splitlines()]
+
+    def row(self, i, key):
+        """(hex value, version, deleted) of key on partition i, or None."""
+        khex = key.encode().hex() if isinstance(key, str) else key.hex()
+        rows = self.sql(i, "SELECT HEX(v), version, deleted FROM data WHERE k = UNHEX('%s')"
+                        % khex)
+        if not rows:
+            return None
+        return (bytes.fromhex(rows[0][0]), int(rows[0][1]), int(rows[0][2]))

@@ -1,0 +1,26 @@
+/* Unit test runner (Check): one suite per pure module. */
+#include <check.h>
+#include <stdlib.h>
+
+Suite *placement_suite(void);
+Suite *codec_suite(void);
+Suite *uri_suite(void);
+Suite *negotiate_suite(void);
+Suite *version_suite(void);
+Suite *config_suite(void);
+Suite *render_suite(void);
+
+int main(void)
+{
+    SRunner *sr = srunner_create(placement_suite());
+    srunner_add_suite(sr, codec_suite());
+    srunner_add_suite(sr, uri_suite());
+    srunner_add_suite(sr, negotiate_suite());
+    srunner_add_suite(sr, version_suite());
+    srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, render_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,101 @@
+/* uri: routes, key decoding, list parameters, key checks. */
+#include <check.h>
+#include <string.h>
+
+#include "uri.h"
+
+START_TEST(routes)
+{
+    struct uri u;
+    ck_assert_int_eq(uri_parse("/bucket/a%2Fb/c", &u), LKV_OK);
+    ck_assert_int_eq(u.route, ROUTE_KEY);
+    ck_assert_int_eq(u.canonical, 0);
+    ck_assert_uint_eq(u.key_len, 5);
+    ck_assert_mem_eq(u.key, "a/b/c", 5);
+    uri_free(&u);
+    ck_assert_int_eq(uri_parse("/canonicalbucket/k?ignored=1", &u), LKV_OK);
+    ck_assert_int_eq(u.route, ROUTE_KEY);
+    ck_assert_int_eq(u.canonical, 1);
+    ck_assert_str_eq(u.key, "k");
+    uri_free(&u);
+    const char *lists[] = {"/bucket/", "/bucket", "/canonicalbucket/", "/bucket/?"};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(uri_parse(lists[i], &u), LKV_OK);
+        ck_assert_int_eq(u.route, ROUTE_LIST);
+        uri_free(&u);
+    }
+    const char *missing[] = {"/", "/buckets/x", "/bucketx", "/healthz", "", "bucket/x"};
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(uri_parse(missing[i], &u), LKV_OK);
+        ck_assert_int_eq(u.route, ROUTE_NOT_FOUND);
+        uri_free(&u);
+    }
+    ck_assert_int_eq(uri_parse("/health", &u), LKV_OK);
+    ck_assert_int_eq(u.route, ROUTE_HEALTH);
+    uri_free(&u);
+}
+END_TEST
+
+START_TEST(key_keeps_plus_and_nul)
+{
+    struct uri u;
+    ck_assert_int_eq(uri_parse("/bucket/a+b%00c", &u), LKV_OK);
+    ck_assert_uint_eq(u.key_len, 5);
+    ck_assert_mem_eq(u.key, "a+b\0c", 5);
+    uri_free(&u);
+    ck_assert_int_eq(uri_parse("/bucket/a%zz", &u), LKV_EBADREQ);
+    ck_assert_ptr_nonnull(u.error);
+    uri_free(&u);
+}
+END_TEST
+
+START_TEST(list_parameters)
+{
+    struct uri u;
+    ck_assert_int_eq(uri_parse("/bucket/?prefix=a+b%2F&start_after=x&limit=5&encoding=url", &u),
+                     LKV_OK);
+    ck_assert_str_eq(u.prefix, "a b/");
+    ck_assert_str_eq(u.start_after, "x");
+    ck_assert_int_eq(u.limit, 5);
+    ck_assert_int_eq(u.url_encoding, 1);
+    uri_free(&u);
+    ck_assert_int_eq(uri_parse("/bucket/", &u), LKV_OK);
+    ck_assert_int_eq(u.limit, URI_LIMIT_DEFAULT);
+    ck_assert_ptr_null(u.prefix);
+    uri_free(&u);
+    const char *bad[] = {"/bucket/?limit=0", "/bucket/?limit=10001", "/bucket/?limit=1x",
+                         "/bucket/?limit=", "/bucket/?prefix=%g0", "/bucket/?encoding=b64"};
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(uri_parse(bad[i], &u), LKV_EBADREQ);
+        uri_free(&u);
+    }
+}
+END_TEST
+
+START_TEST(key_checks)
+{
+    const char *why;
+    ck_assert_int_eq(uri_check_key("abc", 3, 3, 0, &why), LKV_OK);
+    ck_assert_int_eq(uri_check_key("abcd", 4, 3, 0, &why), LKV_EBADREQ);
+    ck_assert_int_eq(uri_check_key("abcd", 4, 3, 1, &why), LKV_ENOTFOUND);
+    ck_assert_int_eq(uri_check_key("", 0, 3, 1, &why), LKV_EBADREQ);
+    ck_assert_int_eq(uri_check_key("a\0b", 3, 9, 1, &why), LKV_EBADREQ);
+    ck_assert_int_eq(uri_check_key("a/../b", 6, 9, 0, &why), LKV_EBADREQ);
+    ck_assert_int_eq(uri_check_key("..", 2, 9, 0, &why), LKV_EBADREQ);
+    ck_assert_int_eq(uri_check_key("a/.", 3, 9, 0, &why), LKV_EBADREQ);
+    ck_assert_int_eq(uri_check_key("a/..b/.c", 8, 9, 0, &why), LKV_OK);
+    ck_assert_int_eq(uri_check_key("a//b/", 5, 9, 0, &why), LKV_OK);
+}
+END_TEST
+
+Suite *uri_suite(void)
+{
+    Suite *s = suite_create("uri");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, routes);
+    tcase_add_test(tc, key_keeps_plus_and_nul);
+    tcase_add_test(tc, list_parameters);
+    tcase_add_test(tc, key_checks);
+    suite_add_tcase(s, tc);
+    return s;
+}
