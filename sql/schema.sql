@@ -15,7 +15,9 @@ CREATE TABLE IF NOT EXISTS `@T` (
   PRIMARY KEY (k),
   -- InnoDB appends the primary key to a secondary index, so this is an
   -- index on (seq, k): the sync reads changes in (seq, k) order from it.
-  KEY by_seq (seq)
+  KEY by_seq (seq),
+  -- The sync finds tombstones to purge without scanning live rows.
+  KEY by_tombstone (deleted, version)
 ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC;
 
 -- Per-partition facts: its node id (identifies it as a sync source, new if

@@ -11,6 +11,17 @@
 #include "buf.h"
 #include "log.h"
 
+/* The version rule of every copy: MariaDB assigns left to right, each
+ * expression seeing the columns already assigned, so version comes last and
+ * the others compare against the old one. */
+#define APPLY_UPDATE_CLAUSE \
+    " ON DUPLICATE KEY UPDATE" \
+    " v = IF(VALUES(version) > version, VALUES(v), v)," \
+    " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype)," \
+    " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted)," \
+    " seq = IF(VALUES(version) > version, 0, seq)," \
+    " version = GREATEST(version, VALUES(version))"
+
 /* "@T" stands for the table name. No request data is ever placed here. */
 static const char *const templates[] = {
     [ST_GET] = "SELECT v, ctype, version, deleted FROM `@T` WHERE k = ?",
@@ -25,20 +36,56 @@ static const char *const templates[] = {
     [ST_DELETE] = "UPDATE `@T` SET v = '', deleted = 1, seq = NULL,"
                   " version = LAST_INSERT_ID(GREATEST(version + 1, ?))"
                   " WHERE k = ? AND deleted = 0",
-    /* MariaDB assigns left to right, each expression seeing the columns
-     * already assigned: version must come last so the others compare
-     * against the old one. */
     [ST_APPLY] = "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES (?, ?, ?, ?, ?, 0)"
-                 " ON DUPLICATE KEY UPDATE"
-                 " v = IF(VALUES(version) > version, VALUES(v), v),"
-                 " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype),"
-                 " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted),"
-                 " seq = IF(VALUES(version) > version, 0, seq),"
-                 " version = GREATEST(version, VALUES(version))",
+                 APPLY_UPDATE_CLAUSE,
     [ST_LIST_FROM] = "SELECT k FROM `@T` WHERE k >= ? AND deleted = 0 ORDER BY k LIMIT ?",
     [ST_LIST_RANGE] = "SELECT k FROM `@T` WHERE k >= ? AND k < ? AND deleted = 0"
                       " ORDER BY k LIMIT ?",
+    [ST_NODE_ID] = "SELECT text FROM `@T_meta` WHERE name = 'node_id'",
+    [ST_EPOCH_LOCK] = "SELECT value FROM `@T_meta` WHERE name = 'epoch' FOR UPDATE",
+    [ST_STAMP] = "UPDATE `@T` SET seq = ? WHERE seq IS NULL LIMIT ?",
+    [ST_EPOCH_SET] = "UPDATE `@T_meta` SET value = ? WHERE name = 'epoch'",
+    [ST_WM_GET] = "SELECT seq, k FROM `@T_sync` WHERE source = ?",
+    [ST_WM_SET] = "INSERT INTO `@T_sync` (source, seq, k) VALUES (?, ?, ?)"
+                  " ON DUPLICATE KEY UPDATE seq = VALUES(seq), k = VALUES(k)",
+    /* The range on seq uses the by_seq index (seq, k): only changed rows are
+     * read, whatever the table size. seq = 0 rows are copies: their origin
+     * propagates them. */
+    [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq FROM `@T`"
+                   " WHERE seq >= ? AND seq > 0 AND (seq > ? OR k > ?)"
+                   " ORDER BY seq, k LIMIT ?",
+    [ST_APPLY_MULTI] = NULL, /* built by build_apply_multi() */
+    [ST_TOMBSTONES] = "SELECT k, version, seq FROM `@T` FORCE INDEX (by_tombstone)"
+                      " WHERE deleted = 1 AND version < ? AND seq > 0 LIMIT ?",
+    [ST_PURGE] = "DELETE FROM `@T` WHERE k = ? AND deleted = 1 AND version <= ?",
+    [ST_GET_LOCK] = "SELECT GET_LOCK(?, 0)",
+    [ST_RELEASE_LOCK] = "SELECT RELEASE_LOCK(?)",
+    [ST_OLDEST_NULL] = "SELECT MIN(version) FROM `@T` WHERE seq IS NULL",
+    [ST_REPAIR] = "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES (?, ?, ?, ?, ?, 0)"
+                  " ON DUPLICATE KEY UPDATE"
+                  " v = IF(VALUES(version) >= version, VALUES(v), v),"
+                  " ctype = IF(VALUES(version) >= version, VALUES(ctype), ctype),"
+                  " deleted = IF(VALUES(version) >= version, VALUES(deleted), deleted),"
+                  " seq = IF(VALUES(version) >= version, 0, seq),"
+                  " version = GREATEST(version, VALUES(version))",
 };
+
+/* The multi-row form of ST_APPLY: the same text for every run, with
+ * STORE_APPLY_CHUNK groups of placeholders. */
+static char *build_apply_multi(const char *table)
+{
+    struct buf b = BUF_INIT;
+    int rc = buf_puts(&b, "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES ");
+    for (int i = 0; i < STORE_APPLY_CHUNK && rc == 0; i++)
+        rc = buf_puts(&b, i ? ", (?, ?, ?, ?, ?, 0)" : "(?, ?, ?, ?, ?, 0)");
+    if (rc == 0)
+        rc = buf_puts(&b, APPLY_UPDATE_CLAUSE);
+    char *tmpl = rc == 0 ? buf_steal(&b, NULL) : NULL;
+    buf_free(&b);
+    char *text = tmpl ? store_sql_expand(tmpl, table) : NULL;
+    free(tmpl);
+    return text;
+}
 
 
 char *store_sql_expand(const char *tmpl, const char *table)
@@ -60,7 +107,8 @@ int store_sql_build(struct store_sql *sql, const char *table)
     memset(sql, 0, sizeof(*sql));
     int n = ST_COUNT;
     for (int i = 0; i < n; i++) {
-        sql->text[i] = store_sql_expand(templates[i], table);
+        sql->text[i] = i == ST_APPLY_MULTI ? build_apply_multi(table)
+                                           : store_sql_expand(templates[i], table);
         if (sql->text[i] == NULL) {
             store_sql_free(sql);
             return -1;
@@ -318,6 +366,9 @@ enum lkv_status store_write(struct pconn *c, const struct record *rec, uint64_t 
     return st;
 }
 
+static void bind_record(MYSQL_BIND *p, const struct record *rec, unsigned long *lens,
+                        uint64_t *version, int *deleted);
+
 enum lkv_status store_apply(struct pconn *c, const struct record *rec)
 {
     enum lkv_status st;
@@ -325,14 +376,10 @@ enum lkv_status store_apply(struct pconn *c, const struct record *rec)
     if (s == NULL)
         return st;
     MYSQL_BIND p[5];
-    unsigned long klen, vlen, clen;
-    uint64_t version = rec->version;
-    int deleted = rec->deleted;
-    bind_blob(&p[0], rec->key, rec->key_len, &klen);
-    bind_blob(&p[1], rec->value ? rec->value : "", rec->value_len, &vlen);
-    bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &clen);
-    bind_u64(&p[3], &version);
-    bind_int(&p[4], &deleted);
+    unsigned long lens[3];
+    uint64_t version;
+    int deleted;
+    bind_record(p, rec, lens, &version, &deleted);
     return run(c, s, p);
 }
 
@@ -370,4 +417,402 @@ enum lkv_status store_list(struct pconn *c, const char *lower, size_t lower_len,
     st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
     finish(c, id);
     return st;
+}
+
+/* ---- lazykv-sync ------------------------------------------------------------ */
+
+void batch_clear(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free((char *)b->rec[i].key);
+        free(b->rec[i].value);
+    }
+    b->n = 0;
+    b->bytes = 0;
+}
+
+void batch_free(struct batch *b)
+{
+    batch_clear(b);
+    free(b->rec);
+    free(b->seq);
+    memset(b, 0, sizeof(*b));
+}
+
+/* A new zeroed record at the end of b, or NULL when out of memory. */
+static struct record *batch_push(struct batch *b)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        struct record *r = realloc(b->rec, cap * sizeof(*r));
+        if (r == NULL)
+            return NULL;
+        b->rec = r;
+        uint64_t *s = realloc(b->seq, cap * sizeof(*s));
+        if (s == NULL)
+            return NULL;
+        b->seq = s;
+        b->cap = cap;
+    }
+    memset(&b->rec[b->n], 0, sizeof(b->rec[0]));
+    b->seq[b->n] = 0;
+    return &b->rec[b->n++];
+}
+
+/* Runs a statement that returns one unsigned integer (NULL reads as 0). */
+static enum lkv_status query_u64(struct pconn *c, int id, MYSQL_BIND *params, uint64_t *out,
+                                 int *found)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, id, &st);
+    if (s == NULL)
+        return st;
+    if ((st = run(c, s, params)) != LKV_OK)
+        return st;
+    MYSQL_BIND r[1];
+    my_bool is_null = 0;
+    *out = 0;
+    bind_u64(&r[0], out);
+    r[0].is_null = &is_null;
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc = mysql_stmt_fetch(s);
+    st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
+    if (found)
+        *found = rc == 0 || rc == MYSQL_DATA_TRUNCATED;
+    if (is_null)
+        *out = 0;
+    finish(c, id);
+    return st;
+}
+
+enum lkv_status store_node_id(struct pconn *c, char id[STORE_NODE_ID_MAX + 1])
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_NODE_ID, &st);
+    if (s == NULL)
+        return st;
+    if ((st = run(c, s, NULL)) != LKV_OK)
+        return st;
+    MYSQL_BIND r[1];
+    unsigned long len = 0;
+    memset(r, 0, sizeof(r));
+    r[0].buffer_type = MYSQL_TYPE_STRING;
+    r[0].buffer = id;
+    r[0].buffer_length = STORE_NODE_ID_MAX;
+    r[0].length = &len;
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc = mysql_stmt_fetch(s);
+    if (rc == 1)
+        st = pconn_fail(c, s);
+    else if (rc == MYSQL_NO_DATA)
+        st = LKV_EUNAVAIL; /* no node id: lazykv-admin init was not run */
+    finish(c, ST_NODE_ID);
+    id[len < STORE_NODE_ID_MAX ? len : STORE_NODE_ID_MAX] = '\0';
+    return st;
+}
+
+enum lkv_status store_named_lock(struct pconn *c, const char *name, int *got)
+{
+    MYSQL_BIND p[1];
+    unsigned long len;
+    uint64_t v = 0;
+    bind_blob(&p[0], name, strlen(name), &len);
+    enum lkv_status st = query_u64(c, ST_GET_LOCK, p, &v, NULL);
+    *got = st == LKV_OK && v == 1;
+    return st;
+}
+
+enum lkv_status store_named_unlock(struct pconn *c, const char *name)
+{
+    MYSQL_BIND p[1];
+    unsigned long len;
+    uint64_t v = 0;
+    bind_blob(&p[0], name, strlen(name), &len);
+    return query_u64(c, ST_RELEASE_LOCK, p, &v, NULL);
+}
+
+enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped)
+{
+    *stamped = 0;
+    enum lkv_status st = pconn_exec(c, "START TRANSACTION");
+    if (st != LKV_OK)
+        return st;
+    uint64_t epoch = 0;
+    int found = 0;
+    st = query_u64(c, ST_EPOCH_LOCK, NULL, &epoch, &found);
+    if (st == LKV_OK && !found)
+        st = LKV_EUNAVAIL; /* no epoch row: lazykv-admin init was not run */
+    MYSQL_STMT *s = NULL;
+    if (st == LKV_OK) {
+        epoch++;
+        s = pconn_stmt(c, ST_STAMP, &st);
+    }
+    if (s) {
+        MYSQL_BIND p[2];
+        bind_u64(&p[0], &epoch);
+        bind_int(&p[1], &limit);
+        st = run(c, s, p);
+        if (st == LKV_OK)
+            *stamped = mysql_stmt_affected_rows(s);
+    }
+    if (st == LKV_OK && *stamped > 0) {
+        MYSQL_STMT *e = pconn_stmt(c, ST_EPOCH_SET, &st);
+        if (e) {
+            MYSQL_BIND p[1];
+            bind_u64(&p[0], &epoch);
+            st = run(c, e, p);
+        }
+    }
+    if (st == LKV_OK && c->mysql && mysql_commit(c->mysql) != 0)
+        st = pconn_fail(c, NULL);
+    if (st != LKV_OK && c->mysql)
+        mysql_rollback(c->mysql);
+    return st;
+}
+
+enum lkv_status store_watermark(struct pconn *target, const char *source_id,
+                                struct position *pos)
+{
+    enum lkv_status st;
+    pos->seq = 0;
+    pos->key_len = 0;
+    pos->key[0] = '\0';
+    MYSQL_STMT *s = pconn_stmt(target, ST_WM_GET, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[1], r[2];
+    unsigned long len, klen = 0;
+    bind_blob(&p[0], source_id, strlen(source_id), &len);
+    if ((st = run(target, s, p)) != LKV_OK)
+        return st;
+    memset(r, 0, sizeof(r));
+    bind_u64(&r[0], &pos->seq);
+    r[1].buffer_type = MYSQL_TYPE_BLOB;
+    r[1].buffer = pos->key;
+    r[1].buffer_length = STORE_KEY_MAX;
+    r[1].length = &klen;
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(target, s);
+    int rc = mysql_stmt_fetch(s);
+    if (rc == 1)
+        st = pconn_fail(target, s);
+    else if (rc == 0)
+        pos->key_len = klen;
+    else
+        pos->seq = 0;
+    finish(target, ST_WM_GET);
+    return st;
+}
+
+/* Fetches the current row of s into a new record of b. */
+static enum lkv_status fetch_change(struct pconn *c, MYSQL_STMT *s, MYSQL_BIND *r,
+                                    unsigned long *len, struct batch *b, char *ctype,
+                                    uint64_t version, int deleted, uint64_t seq)
+{
+    struct record *rec = batch_push(b);
+    if (rec == NULL)
+        return LKV_ENOMEM;
+    char *key = malloc(len[0] + 1), *value = malloc(len[1] + 1);
+    rec->key = key;
+    rec->value = value;
+    if (key == NULL || value == NULL)
+        return LKV_ENOMEM;
+    MYSQL_BIND col;
+    for (int i = 0; i < 2; i++) {
+        col = r[i];
+        col.buffer = i ? value : key;
+        col.buffer_length = len[i] + 1;
+        if (len[i] > 0 && mysql_stmt_fetch_column(s, &col, (unsigned)i, 0) != 0)
+            return pconn_fail(c, s);
+    }
+    key[len[0]] = value[len[1]] = '\0';
+    rec->key_len = len[0];
+    rec->value_len = len[1];
+    snprintf(rec->ctype, sizeof(rec->ctype), "%.*s", (int)len[2], ctype);
+    rec->version = version;
+    rec->deleted = deleted;
+    b->seq[b->n - 1] = seq;
+    b->bytes += len[0] + len[1];
+    return LKV_OK;
+}
+
+enum lkv_status store_read_changes(struct pconn *source, const struct position *pos, int limit,
+                                   long long max_bytes, struct batch *b)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(source, ST_CHANGES, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[4], r[6];
+    unsigned long klen, len[3] = {0, 0, 0};
+    uint64_t from = pos->seq, version = 0, seq = 0;
+    int deleted = 0;
+    char ctype[STORE_CTYPE_MAX + 1];
+    bind_u64(&p[0], &from);
+    bind_u64(&p[1], &from);
+    bind_blob(&p[2], pos->key, pos->key_len, &klen);
+    bind_int(&p[3], &limit);
+    if ((st = run(source, s, p)) != LKV_OK)
+        return st;
+    /* Key and value are fetched column by column at their real size. */
+    memset(r, 0, sizeof(r));
+    r[0].buffer_type = r[1].buffer_type = MYSQL_TYPE_BLOB;
+    r[0].length = &len[0];
+    r[1].length = &len[1];
+    r[2].buffer_type = MYSQL_TYPE_STRING;
+    r[2].buffer = ctype;
+    r[2].buffer_length = sizeof(ctype);
+    r[2].length = &len[2];
+    bind_u64(&r[3], &version);
+    bind_int(&r[4], &deleted);
+    bind_u64(&r[5], &seq);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(source, s);
+    int rc = 0;
+    while (st == LKV_OK && (long long)b->bytes < max_bytes &&
+           ((rc = mysql_stmt_fetch(s)) == 0 || rc == MYSQL_DATA_TRUNCATED)) {
+        if (len[2] > STORE_CTYPE_MAX)
+            len[2] = STORE_CTYPE_MAX;
+        st = fetch_change(source, s, r, len, b, ctype, version, deleted, seq);
+    }
+    if (st == LKV_OK && (long long)b->bytes < max_bytes && rc == 1)
+        st = pconn_fail(source, s);
+    finish(source, ST_CHANGES);
+    return st;
+}
+
+static void bind_record(MYSQL_BIND *p, const struct record *rec, unsigned long *lens,
+                        uint64_t *version, int *deleted)
+{
+    *version = rec->version;
+    *deleted = rec->deleted;
+    bind_blob(&p[0], rec->key, rec->key_len, &lens[0]);
+    bind_blob(&p[1], rec->value ? rec->value : "", rec->value_len, &lens[1]);
+    bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &lens[2]);
+    bind_u64(&p[3], version);
+    bind_int(&p[4], deleted);
+}
+
+/* Applies rows [from, from + STORE_APPLY_CHUNK) of b in one statement. */
+static enum lkv_status apply_chunk(struct pconn *c, const struct batch *b, size_t from)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_APPLY_MULTI, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[STORE_APPLY_CHUNK * 5];
+    unsigned long lens[STORE_APPLY_CHUNK * 3];
+    uint64_t versions[STORE_APPLY_CHUNK];
+    int deleted[STORE_APPLY_CHUNK];
+    for (size_t i = 0; i < STORE_APPLY_CHUNK; i++)
+        bind_record(&p[i * 5], &b->rec[from + i], &lens[i * 3], &versions[i], &deleted[i]);
+    return run(c, s, p);
+}
+
+enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
+                                  const char *source_id)
+{
+    if (b->n == 0)
+        return LKV_OK;
+    enum lkv_status st = pconn_exec(target, "START TRANSACTION");
+    size_t i = 0;
+    for (; st == LKV_OK && i + STORE_APPLY_CHUNK <= b->n; i += STORE_APPLY_CHUNK)
+        st = apply_chunk(target, b, i);
+    for (; st == LKV_OK && i < b->n; i++)
+        st = store_apply(target, &b->rec[i]);
+    MYSQL_STMT *s = st == LKV_OK ? pconn_stmt(target, ST_WM_SET, &st) : NULL;
+    if (s) {
+        const struct record *last = &b->rec[b->n - 1];
+        uint64_t seq = b->seq[b->n - 1];
+        MYSQL_BIND p[3];
+        unsigned long l0, l2;
+        bind_blob(&p[0], source_id, strlen(source_id), &l0);
+        bind_u64(&p[1], &seq);
+        bind_blob(&p[2], last->key, last->key_len, &l2);
+        st = run(target, s, p);
+    }
+    if (st == LKV_OK && target->mysql && mysql_commit(target->mysql) != 0)
+        st = pconn_fail(target, NULL);
+    if (st != LKV_OK && target->mysql)
+        mysql_rollback(target->mysql);
+    return st;
+}
+
+enum lkv_status store_tombstones(struct pconn *c, uint64_t before, int limit, struct batch *b)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_TOMBSTONES, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[2], r[3];
+    uint64_t version = 0, seq = 0;
+    unsigned long klen = 0;
+    char key[STORE_KEY_MAX + 1];
+    bind_u64(&p[0], &before);
+    bind_int(&p[1], &limit);
+    if ((st = run(c, s, p)) != LKV_OK)
+        return st;
+    memset(r, 0, sizeof(r));
+    r[0].buffer_type = MYSQL_TYPE_BLOB;
+    r[0].buffer = key;
+    r[0].buffer_length = STORE_KEY_MAX;
+    r[0].length = &klen;
+    bind_u64(&r[1], &version);
+    bind_u64(&r[2], &seq);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc;
+    while ((rc = mysql_stmt_fetch(s)) == 0) {
+        struct record *rec = batch_push(b);
+        char *k = rec ? malloc(klen + 1) : NULL;
+        if (k == NULL) {
+            st = LKV_ENOMEM;
+            break;
+        }
+        memcpy(k, key, klen);
+        k[klen] = '\0';
+        rec->key = k;
+        rec->key_len = klen;
+        rec->version = version;
+        rec->deleted = 1;
+        b->seq[b->n - 1] = seq;
+    }
+    if (rc == 1)
+        st = pconn_fail(c, s);
+    finish(c, ST_TOMBSTONES);
+    return st;
+}
+
+enum lkv_status store_purge(struct pconn *c, const char *key, size_t key_len, uint64_t version)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_PURGE, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[2];
+    unsigned long klen;
+    bind_blob(&p[0], key, key_len, &klen);
+    bind_u64(&p[1], &version);
+    return run(c, s, p);
+}
+
+enum lkv_status store_oldest_unstamped(struct pconn *c, uint64_t *version)
+{
+    return query_u64(c, ST_OLDEST_NULL, NULL, version, NULL);
+}
+
+enum lkv_status store_repair(struct pconn *c, const struct record *rec)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_REPAIR, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[5];
+    unsigned long lens[3];
+    uint64_t version;
+    int deleted;
+    bind_record(p, rec, lens, &version, &deleted);
+    return run(c, s, p);
 }

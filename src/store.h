@@ -26,6 +26,8 @@
 
 #define STORE_CTYPE_MAX 255
 #define STORE_KEY_MAX 3072
+#define STORE_APPLY_CHUNK 50 /* rows per multi-row statement of the sync */
+#define STORE_NODE_ID_MAX 64
 
 enum store_stmt {
     ST_GET,          /* value, ctype, version, deleted of one key */
@@ -36,6 +38,21 @@ enum store_stmt {
     ST_APPLY,        /* versioned upsert of a copy (replicas, sync) */
     ST_LIST_FROM,    /* live keys >= lower, ordered */
     ST_LIST_RANGE,   /* live keys >= lower and < upper, ordered */
+    /* lazykv-sync */
+    ST_NODE_ID,      /* this partition's node id */
+    ST_EPOCH_LOCK,   /* the last epoch, locked */
+    ST_STAMP,        /* give pending rows (seq NULL) an epoch */
+    ST_EPOCH_SET,    /* record the new last epoch */
+    ST_WM_GET,       /* how far this partition applied a source */
+    ST_WM_SET,
+    ST_CHANGES,      /* a source's rows after a (seq, k) position */
+    ST_APPLY_MULTI,  /* ST_APPLY for STORE_APPLY_CHUNK rows at once */
+    ST_TOMBSTONES,   /* tombstones older than a version */
+    ST_PURGE,        /* remove a tombstone (not a newer row) */
+    ST_GET_LOCK,     /* MariaDB named lock: one sync pass at a time */
+    ST_RELEASE_LOCK,
+    ST_OLDEST_NULL,  /* oldest version not yet stamped */
+    ST_REPAIR,       /* verify --repair: overwrite with the winner */
     ST_COUNT
 };
 
@@ -100,5 +117,63 @@ typedef int (*store_key_fn)(const char *key, size_t len, void *arg);
 enum lkv_status store_list(struct pconn *c, const char *lower, size_t lower_len,
                            const char *upper, size_t upper_len, int limit,
                            store_key_fn fn, void *arg);
+
+/* ---- lazykv-sync ---------------------------------------------------------- */
+
+/* Rows read from a source, owned by the batch. */
+struct batch {
+    struct record *rec;   /* owned array; each key and value malloc'd */
+    uint64_t *seq;        /* owned: each row's seq */
+    size_t n, cap;
+    size_t bytes;         /* sum of key and value lengths */
+};
+
+void batch_clear(struct batch *b);
+void batch_free(struct batch *b);
+
+/* A (seq, k) position in a source's change order. */
+struct position {
+    uint64_t seq;
+    char key[STORE_KEY_MAX + 1];
+    size_t key_len;
+};
+
+/* Reads the partition's node id (NUL-terminated) into id. */
+enum lkv_status store_node_id(struct pconn *c, char id[STORE_NODE_ID_MAX + 1]);
+
+/* Takes (1) or finds busy (0) the named lock; *got says which. */
+enum lkv_status store_named_lock(struct pconn *c, const char *name, int *got);
+enum lkv_status store_named_unlock(struct pconn *c, const char *name);
+
+/* Stamps up to limit pending rows (seq NULL) with a new epoch, in one
+ * transaction. *stamped is the number of rows (0: nothing was pending). */
+enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped);
+
+/* How far target has applied source_id; (0, "") when never. */
+enum lkv_status store_watermark(struct pconn *target, const char *source_id,
+                                struct position *pos);
+
+/* Appends to b the source's stamped rows after pos in (seq, k) order: at
+ * most limit rows, stopping early once b->bytes reaches max_bytes. */
+enum lkv_status store_read_changes(struct pconn *source, const struct position *pos, int limit,
+                                   long long max_bytes, struct batch *b);
+
+/* Applies b at target (version rule, see store_apply) and moves target's
+ * watermark for source_id to b's last row, in one transaction. */
+enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
+                                  const char *source_id);
+
+/* Appends to b (keys and versions only) up to limit of the source's own
+ * stamped tombstones with a version below before. */
+enum lkv_status store_tombstones(struct pconn *c, uint64_t before, int limit, struct batch *b);
+
+/* Removes key's tombstone if its version is <= version (never a newer row). */
+enum lkv_status store_purge(struct pconn *c, const char *key, size_t key_len, uint64_t version);
+
+/* The oldest version waiting for a stamp (seq NULL), or 0. */
+enum lkv_status store_oldest_unstamped(struct pconn *c, uint64_t *version);
+
+/* Overwrites key with rec unless the stored version is newer (verify). */
+enum lkv_status store_repair(struct pconn *c, const struct record *rec);
 
 #endif

@@ -1,0 +1,49 @@
+/*
+ * sync.h -- one lazykv-sync pass: copies every partition's changes to every
+ * other partition, purges tombstones that every partition has, and reports.
+ *
+ * How a pass stays correct (README.md "Replication" has the long form):
+ *  - Writers mark a changed row seq = NULL. A pass first stamps pending rows
+ *    with a fresh epoch (per source, monotonic, kept in the source's _meta
+ *    table), so each source's changes have a stable (seq, k) order.
+ *  - Each target records, per source node id, the (seq, k) position up to
+ *    which it has applied the source's changes; rows and position commit in
+ *    one transaction, so a crash at any moment loses nothing and replays are
+ *    no-ops.
+ *  - A copy is applied only over a lower version (store_apply), so order of
+ *    passes, canonical writes and crashes cannot put an older value back.
+ *  - A row rewritten during a pass goes back to seq = NULL and is stamped
+ *    again by a later pass: it is never recorded as propagated at a version
+ *    that was not copied.
+ *  - A tombstone is purged only when every partition is reachable, has
+ *    applied it, and it is older than tombstone_grace.
+ *  - A MariaDB named lock on every reachable partition makes passes from any
+ *    host exclusive.
+ */
+#ifndef LKV_SYNC_H
+#define LKV_SYNC_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "store.h"
+
+/* Exit codes of a pass (and of lazykv-sync). */
+#define SYNC_OK 0           /* everything propagated */
+#define SYNC_PARTIAL 1      /* done, but a partition was unreachable */
+#define SYNC_USAGE 2        /* usage or configuration error */
+#define SYNC_LOCKED 75      /* EX_TEMPFAIL: another pass holds the lock */
+
+struct sync_options {
+    int dry_run;                      /* count what would be copied, change nothing */
+    int verbose;                      /* a line per batch */
+    volatile sig_atomic_t *stop;      /* ref: set by a signal; checked between batches */
+    FILE *out;                        /* ref: summary lines */
+};
+
+/* Runs one pass over cfg's partitions. Returns one of the exit codes. */
+int sync_pass(const struct lkv_config *cfg, const struct store_sql *sql,
+              const struct sync_options *opt);
+
+#endif
