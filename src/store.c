@@ -61,6 +61,15 @@ static const char *const templates[] = {
     [ST_GET_LOCK] = "SELECT GET_LOCK(?, 0)",
     [ST_RELEASE_LOCK] = "SELECT RELEASE_LOCK(?)",
     [ST_OLDEST_NULL] = "SELECT MIN(version) FROM `@T` WHERE seq IS NULL",
+    [ST_VERIFY_TOP] = "SELECT LEFT(MD5(k), 2) AS b, COUNT(*), BIT_XOR(CAST(CONV(LEFT("
+                      "MD5(CONCAT(k, 0x00, version, 0x00, MD5(v), 0x00, ctype)), 16), 16, 10)"
+                      " AS UNSIGNED)) FROM `@T` WHERE deleted = 0 GROUP BY b",
+    [ST_VERIFY_SUB] = "SELECT LEFT(MD5(k), 4) AS b, COUNT(*), BIT_XOR(CAST(CONV(LEFT("
+                      "MD5(CONCAT(k, 0x00, version, 0x00, MD5(v), 0x00, ctype)), 16), 16, 10)"
+                      " AS UNSIGNED)) FROM `@T` WHERE deleted = 0 AND LEFT(MD5(k), 2) = ?"
+                      " GROUP BY b",
+    [ST_VERIFY_ROWS] = "SELECT k, version, deleted, MD5(CONCAT(v, 0x00, ctype)) FROM `@T`"
+                       " WHERE LEFT(MD5(k), 4) = ?",
     [ST_REPAIR] = "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES (?, ?, ?, ?, ?, 0)"
                   " ON DUPLICATE KEY UPDATE"
                   " v = IF(VALUES(version) >= version, VALUES(v), v),"
@@ -815,4 +824,79 @@ enum lkv_status store_repair(struct pconn *c, const struct record *rec)
     int deleted;
     bind_record(p, rec, lens, &version, &deleted);
     return run(c, s, p);
+}
+
+/* ---- lazykv-admin verify ------------------------------------------------------ */
+
+enum lkv_status store_verify_buckets(struct pconn *c, const char *top, store_bucket_fn fn,
+                                     void *arg)
+{
+    enum lkv_status st;
+    int id = top ? ST_VERIFY_SUB : ST_VERIFY_TOP;
+    MYSQL_STMT *s = pconn_stmt(c, id, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[1], r[3];
+    unsigned long tlen, blen = 0;
+    char bucket[8];
+    uint64_t count = 0, digest = 0;
+    if (top)
+        bind_blob(&p[0], top, strlen(top), &tlen);
+    if ((st = run(c, s, top ? p : NULL)) != LKV_OK)
+        return st;
+    memset(r, 0, sizeof(r));
+    r[0].buffer_type = MYSQL_TYPE_STRING;
+    r[0].buffer = bucket;
+    r[0].buffer_length = sizeof(bucket);
+    r[0].length = &blen;
+    bind_u64(&r[1], &count);
+    bind_u64(&r[2], &digest);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc;
+    while ((rc = mysql_stmt_fetch(s)) == 0) {
+        bucket[blen < sizeof(bucket) ? blen : sizeof(bucket) - 1] = '\0';
+        fn(bucket, count, digest, arg);
+    }
+    st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
+    finish(c, id);
+    return st;
+}
+
+enum lkv_status store_verify_rows(struct pconn *c, const char *bucket, store_row_fn fn, void *arg)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_VERIFY_ROWS, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[1], r[4];
+    unsigned long blen, klen = 0, mlen = 0;
+    char key[STORE_KEY_MAX + 1], md5[33];
+    uint64_t version = 0;
+    int deleted = 0;
+    bind_blob(&p[0], bucket, strlen(bucket), &blen);
+    if ((st = run(c, s, p)) != LKV_OK)
+        return st;
+    memset(r, 0, sizeof(r));
+    r[0].buffer_type = MYSQL_TYPE_BLOB;
+    r[0].buffer = key;
+    r[0].buffer_length = STORE_KEY_MAX;
+    r[0].length = &klen;
+    bind_u64(&r[1], &version);
+    bind_int(&r[2], &deleted);
+    r[3].buffer_type = MYSQL_TYPE_STRING;
+    r[3].buffer = md5;
+    r[3].buffer_length = sizeof(md5);
+    r[3].length = &mlen;
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc;
+    while ((rc = mysql_stmt_fetch(s)) == 0) {
+        key[klen] = '\0';
+        md5[mlen < sizeof(md5) ? mlen : sizeof(md5) - 1] = '\0';
+        fn(key, klen, version, deleted, md5, arg);
+    }
+    st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
+    finish(c, ST_VERIFY_ROWS);
+    return st;
 }

@@ -53,6 +53,9 @@ enum store_stmt {
     ST_RELEASE_LOCK,
     ST_OLDEST_NULL,  /* oldest version not yet stamped */
     ST_REPAIR,       /* verify --repair: overwrite with the winner */
+    ST_VERIFY_TOP,   /* live-row digest per 2-hex-digit hash bucket */
+    ST_VERIFY_SUB,   /* the same per 4-digit bucket, within one top bucket */
+    ST_VERIFY_ROWS,  /* key, version, deleted, value digest in one 4-digit bucket */
     ST_COUNT
 };
 
@@ -175,5 +178,20 @@ enum lkv_status store_oldest_unstamped(struct pconn *c, uint64_t *version);
 
 /* Overwrites key with rec unless the stored version is newer (verify). */
 enum lkv_status store_repair(struct pconn *c, const struct record *rec);
+
+/* ---- lazykv-admin verify ------------------------------------------------------ */
+
+/* Calls fn for each hash bucket of live rows: its name (hex digits of
+ * MD5(k)), row count and XOR of 64-bit row digests (key, version, value,
+ * content type). With top NULL the buckets are the 256 2-digit ones; with
+ * top = "ab" the 4-digit ones under it. */
+typedef void (*store_bucket_fn)(const char *bucket, uint64_t count, uint64_t digest, void *arg);
+enum lkv_status store_verify_buckets(struct pconn *c, const char *top, store_bucket_fn fn,
+                                     void *arg);
+
+/* Calls fn for every row (tombstones included) in a 4-digit bucket. */
+typedef void (*store_row_fn)(const char *key, size_t len, uint64_t version, int deleted,
+                             const char *value_md5, void *arg);
+enum lkv_status store_verify_rows(struct pconn *c, const char *bucket, store_row_fn fn, void *arg);
 
 #endif
