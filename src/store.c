@@ -840,6 +840,7 @@ enum lkv_status store_verify_buckets(struct pconn *c, const char *top, store_buc
     unsigned long tlen, blen = 0;
     char bucket[8];
     uint64_t count = 0, digest = 0;
+    memset(p, 0, sizeof(p));
     if (top)
         bind_blob(&p[0], top, strlen(top), &tlen);
     if ((st = run(c, s, top ? p : NULL)) != LKV_OK)

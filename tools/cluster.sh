@@ -94,6 +94,8 @@ stop_node() {
 }
 
 cmd="${1:-}"; shift || true
+# mariadb-install-db resolves relative paths against its basedir: use absolute ones.
+if [ $# -ge 1 ]; then set -- "$(realpath -m "$1")" "${@:2}"; fi
 case "$cmd" in
   start)
     [ $# -ge 2 ] || die "usage: cluster.sh start DIR PORT [PORT...]"

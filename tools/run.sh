@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make run`: a local 3-node MariaDB cluster under var/ (data kept between
+# runs), the databases and tables, lazykv-sync in a loop (a pass every 5
+# seconds, as cron would every minute), and lazykvd on 127.0.0.1:8080 in the
+# foreground. Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONFIG="${LAZYKV_CONFIG:-configuration.cfg}"
+VAR="${LAZYKV_VAR:-var}"
+mkdir -p "$VAR"
+# The ports come from lazykvd's own reading of the config (-t), not a re-parse.
+ports=$(bin/lazykvd -c "$CONFIG" -t | awk '/^port = / { print $3 }' | tr '\n' ' ')
+root_flag=""
+[ "$(id -u)" -eq 0 ] && root_flag="--allow-root"
+
+sync_pid="" kvd_pid=""
+cleanup() {
+  trap - INT TERM EXIT
+  echo "lazykv: stopping" >&2
+  [ -n "$kvd_pid" ] && kill -TERM "$kvd_pid" 2>/dev/null && wait "$kvd_pid" 2>/dev/null || true
+  [ -n "$sync_pid" ] && kill -TERM "$sync_pid" 2>/dev/null && wait "$sync_pid" 2>/dev/null || true
+  tools/cluster.sh stop "$VAR/cluster"
+}
+trap cleanup INT TERM EXIT
+
+# shellcheck disable=SC2086
+tools/cluster.sh start "$VAR/cluster" $ports
+bin/lazykv-admin -c "$CONFIG" init
+bin/lazykv-sync -c "$CONFIG" --loop 5 >>"$VAR/sync.log" 2>&1 &
+sync_pid=$!
+echo "lazykv: sync running (log: $VAR/sync.log); Ctrl-C stops everything" >&2
+bin/lazykvd -c "$CONFIG" $root_flag &
+kvd_pid=$!
+wait "$kvd_pid" || true
