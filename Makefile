@@ -72,6 +72,29 @@ test:
 	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests
 	@tools/test.sh $(BUILD) $(BIN)
 
+# ---- fuzzing (libFuzzer, clang) -------------------------------------------------
+# make fuzz [FUZZ_SECONDS=60]: each target runs that long from its seed corpus
+# in tests/fuzz/corpus/ (new inputs go to build/fuzz/, not the repo).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS  = uri headers render config
+FUZZ_MODS     = log buf codec config placement version uri negotiate render
+FUZZ_CFLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(patsubst %,src/%.c,$(FUZZ_MODS))
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(INI_LIBS)
+
+fuzz: $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build/fuzz/corpus-$$t; \
+	    echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -close_fd_mask=2 \
+	        -artifact_prefix=build/fuzz/crash-$$t- \
+	        build/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | \
+	        grep -E "^(stat::number_of_executed_units|==|SUMMARY|Done)" || true; \
+	    if ls build/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz: $$t crashed"; exit 1; fi; \
+	done
+
 # ---- sanitizers, lint ------------------------------------------------------
 ASAN_OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 asan:
@@ -84,8 +107,13 @@ asan:
 lint:
 	@tools/lint.sh
 
+# The unit tests under valgrind (no fork, so leaks are seen in one process).
+valgrind: $(BUILD)/unit_tests
+	CK_FORK=no valgrind --quiet --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite,indirect $(BUILD)/unit_tests
+
 clean:
 	rm -rf build bin
 
-.PHONY: all run test asan lint clean deps
+.PHONY: all run test asan lint clean deps fuzz valgrind
 -include $(wildcard $(BUILD)/*.d)

@@ -139,30 +139,6 @@ static void reply_status(struct request *req, struct reply *rep, enum lkv_status
     handle_error(req, rep, http_status_of(st), detail);
 }
 
-/* A JSON string for arbitrary bytes: the text itself when it is UTF-8 (and,
- * for markup, has no character XML cannot carry), else base64. *encoding
- * says which. */
-static json_t *bytes_json(const char *p, size_t len, int markup, const char **encoding)
-{
-    int text = codec_utf8_valid(p, len);
-    for (size_t i = 0; text && markup && i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-            text = 0;
-    }
-    if (text) {
-        *encoding = "utf-8";
-        return json_stringn(p, len);
-    }
-    struct buf b = BUF_INIT;
-    if (codec_base64_encode(&b, p, len) != 0)
-        return NULL;
-    *encoding = "base64";
-    json_t *s = json_stringn(b.data, b.len);
-    buf_free(&b);
-    return s;
-}
-
 static void add_validators(struct reply *rep, uint64_t version)
 {
     char etag[VERSION_ETAG_LEN], date[VERSION_DATE_LEN];
@@ -256,8 +232,8 @@ static json_t *value_doc(const struct record *rec, int markup)
     char etag[VERSION_ETAG_LEN], date[VERSION_DATE_LEN];
     version_etag(rec->version, etag);
     version_http_date(rec->version, date);
-    json_t *k = bytes_json(rec->key, rec->key_len, markup, &kenc);
-    json_t *v = bytes_json(rec->value ? rec->value : "", rec->value_len, markup, &venc);
+    json_t *k = render_bytes_json(rec->key, rec->key_len, markup, &kenc);
+    json_t *v = render_bytes_json(rec->value ? rec->value : "", rec->value_len, markup, &venc);
     if (k == NULL || v == NULL) {
         json_decref(k);
         json_decref(v);
@@ -415,7 +391,7 @@ static void handle_write(struct worker *w, struct request *req, struct reply *re
     version_etag(res.version, etag);
     const char *kenc;
     json_t *doc = json_pack("{s:s, s:o, s:I, s:s, s:i, s:s}", "result", result, "key",
-                            bytes_json(u->key, u->key_len, 0, &kenc), "version",
+                            render_bytes_json(u->key, u->key_len, 0, &kenc), "version",
                             (json_int_t)res.version, "etag", etag, "master", master,
                             "consistency", u->canonical ? "canonical" : "lazy");
     reply_doc(rep, req, status, doc, "result", 0);

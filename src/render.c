@@ -172,3 +172,24 @@ char *render_doc(const json_t *doc, enum media m, const char *root, size_t *len)
     }
     return buf_steal(&b, len);
 }
+
+json_t *render_bytes_json(const char *p, size_t len, int markup, const char **encoding)
+{
+    int text = codec_utf8_valid(p, len);
+    for (size_t i = 0; text && markup && i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            text = 0;
+    }
+    if (text) {
+        *encoding = "utf-8";
+        return json_stringn(p, len);
+    }
+    struct buf b = BUF_INIT;
+    if (codec_base64_encode(&b, p, len) != 0)
+        return NULL;
+    *encoding = "base64";
+    json_t *s = json_stringn(b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return s;
+}

@@ -21,4 +21,9 @@ char *render_doc(const json_t *doc, enum media m, const char *root, size_t *len)
  * RFC 9457 types for JSON and XML. */
 const char *render_content_type(enum media m, int problem);
 
+/* A JSON string for arbitrary bytes: the text itself when it is UTF-8 (and,
+ * for markup formats, holds no character XML cannot carry), else base64.
+ * *encoding is set to "utf-8" or "base64". NULL when out of memory. */
+json_t *render_bytes_json(const char *p, size_t len, int markup, const char **encoding);
+
 #endif
