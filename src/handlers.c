@@ -226,6 +226,12 @@ static enum lkv_status read_key(struct worker *w, const struct uri *u, int want_
     return store_get(&w->conn[*served], u->key, u->key_len, want_value, rec);
 }
 
+/* Releases the client library's buffers after a large value. */
+static void after_transfer(struct worker *w, int partition, size_t bytes)
+{
+    pconn_after_transfer(&w->conn[partition], bytes);
+}
+
 static json_t *value_doc(const struct record *rec, int markup)
 {
     const char *kenc, *venc;
@@ -254,6 +260,8 @@ static void handle_get(struct worker *w, struct request *req, struct reply *rep)
     int served = 0;
     int head = req->method == M_HEAD;
     enum lkv_status st = read_key(w, u, !head, &rec, &served);
+    if (st == LKV_OK && !head)
+        after_transfer(w, served, rec.value_len);
     if (st != LKV_OK) {
         reply_status(req, rep, st,
                      st == LKV_ENOTFOUND ? "no such key"
@@ -326,6 +334,7 @@ static int replicate(struct worker *w, int master, const struct record *rec)
             continue;
         if (store_apply(&w->conn[p], rec) == LKV_OK)
             written++;
+        after_transfer(w, p, rec->value_len);
     }
     return written;
 }
@@ -361,6 +370,7 @@ static void handle_write(struct worker *w, struct request *req, struct reply *re
     enum lkv_status st = store_write(&w->conn[master], &rec, version_now_us(),
                                      req->method == M_PUT, has_pc ? precond_check : NULL, &pc,
                                      &res);
+    after_transfer(w, master, rec.value_len);
     if (st != LKV_OK) {
         reply_status(req, rep, st,
                      st == LKV_ENOTFOUND ? "no such key"

@@ -27,6 +27,8 @@ struct request {
     const char *if_none_match;  /* ref */
     const char *content_type;   /* ref */
     struct buf body;            /* owned: the uploaded value */
+    int too_large;              /* the body passed max_value_size: discarding */
+    unsigned long long discarded; /* bytes of it thrown away */
 };
 
 #define REPLY_MAX_HEADERS 8

@@ -177,6 +177,12 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt)
     return LKV_EINTERNAL;
 }
 
+void pconn_after_transfer(struct pconn *c, size_t bytes)
+{
+    if (bytes > PCONN_LARGE_TRANSFER)
+        pconn_close(c);
+}
+
 int pconn_is_retryable(const struct pconn *c)
 {
     return c->last_errno == ER_LOCK_DEADLOCK;

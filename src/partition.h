@@ -67,6 +67,14 @@ int pconn_is_retryable(const struct pconn *c);
 /* 1 when c is in its back-off period (recently failed), else 0. */
 int pconn_backing_off(const struct pconn *c);
 
+/* Values above this many bytes leave the client library holding buffers of
+ * their size for the life of the connection: pconn_after_transfer() closes
+ * the connection after such a value, so memory follows the load. */
+#define PCONN_LARGE_TRANSFER (1u << 20)
+
+/* Called after a value of bytes went through c: see PCONN_LARGE_TRANSFER. */
+void pconn_after_transfer(struct pconn *c, size_t bytes);
+
 /* Sends a ping, connecting if needed. LKV_OK or LKV_EUNAVAIL. */
 enum lkv_status pconn_ping(struct pconn *c);
 

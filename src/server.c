@@ -8,8 +8,11 @@
  *      refuses a Content-Length over max_value_size at once (413, body not
  *      read). Otherwise nothing is queued yet: a response queued on the first
  *      call makes MHD 0.9.75 close the connection, which costs keep-alive.
- *   3. on_access with upload data: appends to the body, refusing with 413 as
- *      soon as the running total passes max_value_size (chunked uploads).
+ *   3. on_access with upload data: appends to the body. A chunked body that
+ *      passes max_value_size is freed and the rest discarded as it arrives
+ *      (MHD 0.9.75 cannot queue a response in the middle of an upload), then
+ *      answered 413; one that goes on past twice the limit is cut off by
+ *      closing the connection.
  *   4. on_access, last call: handlers.c builds the reply; it is queued and
  *      the MHD response destroyed at once (MHD holds its own reference).
  *   5. on_completed: frees the request, whatever happened before.
@@ -33,7 +36,7 @@
 
 /* MHD's per-connection memory pool holds the request line and headers:
  * requests whose headers do not fit get 431 (or 414 for the URI). */
-#define CONNECTION_MEMORY_LIMIT (128 * 1024)
+#define CONNECTION_MEMORY_LIMIT (32 * 1024)
 
 static void worker_free(void *p)
 {
@@ -198,9 +201,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if ((long long)(req->body.len + n) > max) {
+        if (req->too_large || (long long)(req->body.len + n) > max) {
+            req->too_large = 1;
+            req->discarded += req->body.len + n;
             buf_free(&req->body);
-            return send_error(conn, req, 413, "the value is larger than max_value_size");
+            return req->discarded > 2ULL * (unsigned long long)max ? MHD_NO : MHD_YES;
         }
         if (buf_append(&req->body, upload_data, n) != 0) {
             buf_free(&req->body);
@@ -208,6 +213,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         return MHD_YES;
     }
+    if (req->too_large)
+        return send_error(conn, req, 413, "the value is larger than max_value_size");
     struct worker *w = server_worker(srv);
     if (w == NULL)
         return send_error(conn, req, 503, "out of memory");
@@ -228,6 +235,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         free(req);
         *req_cls = NULL;
     }
+}
+
+/* Refuses a connection past [server] max_connections: MHD closes it at
+ * once, instead of leaving it unanswered in the listen backlog. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    struct lkv_server *srv = cls;
+    return atomic_load(&srv->connections) < srv->cfg->max_connections ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)conn;
+    (void)socket_ctx;
+    struct lkv_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&srv->connections, 1);
+    else
+        atomic_fetch_sub(&srv->connections, 1);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -269,11 +298,14 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, srv,
+        flags, 0, accept_policy, srv, on_access, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* first, to catch option errors */
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 1 ? cfg->threads : 0),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        /* A hard stop a little above max_connections: accept_policy() is
+         * what refuses, cleanly, past max_connections. */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + 64u,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,

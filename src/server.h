@@ -11,6 +11,7 @@
 #define LKV_SERVER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -24,6 +25,7 @@ struct lkv_server {
     pthread_key_t worker_key;     /* this thread's struct worker */
     int worker_key_set;           /* 1 once worker_key is created */
     int port;                     /* the port actually bound */
+    atomic_int connections;       /* client connections open now */
 };
 
 /* Per-thread state. Created on a thread's first request, freed when the

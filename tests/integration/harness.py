@@ -7,6 +7,7 @@ cannot touch real data. Teardown runs whatever happens (see run.py).
 """
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -72,6 +73,7 @@ class Cluster:
                  "table_name = data", "max_value_size = 16777216",
                  "connect_timeout = 2", "read_timeout = 5", "write_timeout = 5",
                  "[server]", "listen = 127.0.0.1:0", "threads = 4",
+                 "max_connections = 10000", "connection_timeout = 30",
                  "log_level = info", "[sync]", "batch_size = 100",
                  "tombstone_grace = 0"]
         lines.append(self.extra_config)
@@ -109,6 +111,68 @@ class Cluster:
             return self.request("GET", "/health").status in (200, 503)
         except OSError:
             return False
+
+    def extra_kvd(self, overrides):
+        """Starts a second lazykvd on its own port with some [server] or
+        [store] keys overridden (a dict); returns (Popen, port, log path).
+        The caller stops it (stop_extra)."""
+        cfg = os.path.join(self.dir, "extra.cfg")
+        text = open(self.config).read()
+        for key, value in overrides.items():
+            text = re.sub(r"(?m)^%s = .*$" % re.escape(key), "%s = %s" % (key, value), text)
+        with open(cfg, "w") as f:
+            f.write(text)
+        os.chmod(cfg, 0o600)
+        port = free_port()
+        logpath = os.path.join(self.dir, "extra-%d.log" % port)
+        args = [os.path.join(self.bindir, "lazykvd"), "-c", cfg, "--test",
+                "--listen", "127.0.0.1:%d" % port]
+        if os.geteuid() == 0:
+            args.append("--allow-root")
+        log = open(logpath, "ab")
+        proc = subprocess.Popen(args, stdout=log, stderr=log)
+        log.close()
+        saved = self.http_port
+        self.http_port = port
+        try:
+            wait_for(lambda: proc.poll() is None and self._ping(), what="the extra lazykvd")
+        finally:
+            self.http_port = saved
+        return proc, port, logpath
+
+    def _ping(self):
+        try:
+            self.request("GET", "/health")
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def stop_extra(proc):
+        proc.terminate()
+        try:
+            return proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+    def request_to(self, port, *args, **kw):
+        saved = self.http_port
+        self.http_port = port
+        try:
+            return self.request(*args, **kw)
+        finally:
+            self.http_port = saved
+
+    def kvd_rss_kib(self, pid=None):
+        with open("/proc/%d/status" % (pid or self.kvd.pid)) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def kvd_fds(self, pid=None):
+        return len(os.listdir("/proc/%d/fd" % (pid or self.kvd.pid)))
 
     def stop_kvd(self, sig=signal.SIGTERM):
         if self.kvd and self.kvd.poll() is None:
