@@ -4,6 +4,7 @@
 #include "partition.h"
 
 #include <errmsg.h>
+#include <poll.h>
 #include <mysqld_error.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,8 @@ void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
 
 void pconn_close(struct pconn *c)
 {
+    /* in_txn stays set: pconn_commit/pconn_rollback clear it, so a caller in
+     * a transaction learns that the connection went away. */
     for (int i = 0; i < PCONN_MAX_STMTS; i++) {
         if (c->stmt[i]) {
             mysql_stmt_close(c->stmt[i]);
@@ -87,8 +90,30 @@ static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
     return m;
 }
 
+/* An idle connection has nothing to read: if its socket is readable or
+ * hung up, the server closed it (restarted, killed, wait_timeout). Checking
+ * costs one poll() and no round trip, and saves a request from failing on a
+ * connection that is already dead. */
+static int idle_connection_dead(MYSQL *m)
+{
+    struct pollfd pfd = {(int)mysql_get_socket(m), POLLIN | POLLRDHUP, 0};
+    if (pfd.fd < 0)
+        return 1;
+    return poll(&pfd, 1, 0) != 0;
+}
+
 MYSQL *pconn_mysql(struct pconn *c, enum lkv_status *st)
 {
+    if (c->mysql && idle_connection_dead(c->mysql)) {
+        log_info("partition %d (%s): connection closed by the server; reconnecting", c->index,
+                 c->conf->name);
+        pconn_close(c);
+        if (c->in_txn) {
+            remember_failure(c, CR_SERVER_LOST, "connection lost inside a transaction");
+            *st = LKV_EUNAVAIL;
+            return NULL;
+        }
+    }
     if (c->mysql) {
         *st = LKV_OK;
         return c->mysql;
@@ -114,13 +139,13 @@ MYSQL_STMT *pconn_stmt(struct pconn *c, int id, enum lkv_status *st)
         *st = LKV_EINTERNAL;
         return NULL;
     }
+    MYSQL *m = pconn_mysql(c, st); /* checks the connection is still alive */
+    if (m == NULL)
+        return NULL;
     if (c->stmt[id]) {
         *st = LKV_OK;
         return c->stmt[id];
     }
-    MYSQL *m = pconn_mysql(c, st);
-    if (m == NULL)
-        return NULL;
     MYSQL_STMT *s = mysql_stmt_init(m);
     if (s == NULL) {
         *st = LKV_ENOMEM;
@@ -197,6 +222,32 @@ enum lkv_status pconn_ping(struct pconn *c)
     if (mysql_ping(m) != 0)
         return pconn_fail(c, NULL);
     return LKV_OK;
+}
+
+enum lkv_status pconn_begin(struct pconn *c)
+{
+    c->in_txn = 0;
+    enum lkv_status st = pconn_exec(c, "START TRANSACTION");
+    c->in_txn = st == LKV_OK;
+    return st;
+}
+
+enum lkv_status pconn_commit(struct pconn *c)
+{
+    enum lkv_status st = LKV_OK;
+    if (c->mysql == NULL)
+        st = LKV_EUNAVAIL;
+    else if (mysql_commit(c->mysql) != 0)
+        st = pconn_fail(c, NULL);
+    c->in_txn = 0;
+    return st;
+}
+
+void pconn_rollback(struct pconn *c)
+{
+    if (c->mysql)
+        mysql_rollback(c->mysql);
+    c->in_txn = 0;
 }
 
 enum lkv_status pconn_exec(struct pconn *c, const char *sql)

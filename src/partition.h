@@ -32,6 +32,7 @@ struct pconn {
     MYSQL *mysql;                             /* owned; NULL when closed */
     MYSQL_STMT *stmt[PCONN_MAX_STMTS];        /* owned; prepared lazily */
     uint64_t retry_at_us;                     /* no reconnect before this */
+    int in_txn;                               /* a transaction is open */
     unsigned last_errno;                      /* of the last failure */
     char last_error[256];                     /* of the last failure */
 };
@@ -77,6 +78,13 @@ void pconn_after_transfer(struct pconn *c, size_t bytes);
 
 /* Sends a ping, connecting if needed. LKV_OK or LKV_EUNAVAIL. */
 enum lkv_status pconn_ping(struct pconn *c);
+
+/* Transactions. A connection found dead inside one is never silently
+ * replaced (the work done so far is gone): the next call fails instead.
+ * pconn_commit and pconn_rollback end it whatever happens. */
+enum lkv_status pconn_begin(struct pconn *c);
+enum lkv_status pconn_commit(struct pconn *c);
+void pconn_rollback(struct pconn *c);
 
 /* Runs a constant SQL text (no parameters, no results). For DDL and
  * transaction control only; data always goes through prepared statements. */

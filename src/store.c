@@ -330,7 +330,7 @@ static enum lkv_status write_locked(struct pconn *c, const struct record *rec, u
                                     store_check_fn check, void *arg,
                                     struct write_result *result)
 {
-    enum lkv_status st = pconn_exec(c, "START TRANSACTION");
+    enum lkv_status st = pconn_begin(c);
     if (st != LKV_OK)
         return st;
     struct record cur;
@@ -346,12 +346,10 @@ static enum lkv_status write_locked(struct pconn *c, const struct record *rec, u
         st = rec->deleted ? write_delete(c, rec, now_us, &result->version)
                           : write_set(c, rec, now_us, &result->version);
     }
-    if (st == LKV_OK) {
-        if (c->mysql == NULL || mysql_commit(c->mysql) != 0)
-            st = c->mysql ? pconn_fail(c, NULL) : LKV_EUNAVAIL;
-    } else if (c->mysql) {
-        mysql_rollback(c->mysql);
-    }
+    if (st == LKV_OK)
+        st = pconn_commit(c);
+    else
+        pconn_rollback(c);
     return st;
 }
 
@@ -545,7 +543,7 @@ enum lkv_status store_named_unlock(struct pconn *c, const char *name)
 enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped)
 {
     *stamped = 0;
-    enum lkv_status st = pconn_exec(c, "START TRANSACTION");
+    enum lkv_status st = pconn_begin(c);
     if (st != LKV_OK)
         return st;
     uint64_t epoch = 0;
@@ -574,10 +572,10 @@ enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped)
             st = run(c, e, p);
         }
     }
-    if (st == LKV_OK && c->mysql && mysql_commit(c->mysql) != 0)
-        st = pconn_fail(c, NULL);
-    if (st != LKV_OK && c->mysql)
-        mysql_rollback(c->mysql);
+    if (st == LKV_OK)
+        st = pconn_commit(c);
+    else
+        pconn_rollback(c);
     return st;
 }
 
@@ -725,7 +723,7 @@ enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
 {
     if (b->n == 0)
         return LKV_OK;
-    enum lkv_status st = pconn_exec(target, "START TRANSACTION");
+    enum lkv_status st = pconn_begin(target);
     size_t i = 0;
     for (; st == LKV_OK && i + STORE_APPLY_CHUNK <= b->n; i += STORE_APPLY_CHUNK)
         st = apply_chunk(target, b, i);
@@ -742,10 +740,10 @@ enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
         bind_blob(&p[2], last->key, last->key_len, &l2);
         st = run(target, s, p);
     }
-    if (st == LKV_OK && target->mysql && mysql_commit(target->mysql) != 0)
-        st = pconn_fail(target, NULL);
-    if (st != LKV_OK && target->mysql)
-        mysql_rollback(target->mysql);
+    if (st == LKV_OK)
+        st = pconn_commit(target);
+    else
+        pconn_rollback(target);
     return st;
 }
 

@@ -36,11 +36,19 @@ init_node() {
   touch "$node/.needs-user"
 }
 
+# A process counts as alive unless it is gone or a zombie: a killed mariadbd
+# whose parent (this script) has exited may never be reaped in a container.
+alive() {
+  local state
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 node_pid() {
   local pidf="$1/mysqld.pid"
   [ -s "$pidf" ] || return 1
   local pid; pid=$(cat "$pidf")
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   echo "$pid"
 }
 
@@ -87,7 +95,7 @@ stop_node() {
   kill -TERM "$pid" 2>/dev/null || true
   local i
   for i in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    alive "$pid" || return 0
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true

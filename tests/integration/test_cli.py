@@ -80,3 +80,27 @@ def test_admin_init_is_idempotent(c):
     assert r.returncode == 0 and r.stdout.count(b"ready") == 3
     assert [c.sql(i, "SELECT COUNT(*), COALESCE(SUM(version), 0) FROM data") for i in range(c.n)] == before
     assert [c.sql(i, "SELECT name, text FROM data_meta ORDER BY name") for i in range(c.n)] == meta
+
+
+def test_password_never_printed(c):
+    pw = "Pw-9f3k-wrong-XYZ"
+    p = write(c, "wrongpw.cfg", open(c.config).read().replace("password = secret", "password = " + pw))
+    os.chmod(p, 0o600)
+    outputs = [run(c, "lazykvd", "-c", p, "--test", "-t")]
+    outputs.append(run(c, "lazykv-sync", "-c", p, "--test"))
+    outputs.append(run(c, "lazykv-admin", "-c", p, "--test", "verify"))
+    outputs.append(run(c, "lazykv-admin", "-c", p, "--test", "init"))
+    assert outputs[1].returncode == 1 and b"Access denied" in outputs[1].stderr, outputs[1]
+    assert outputs[2].returncode == 1 and outputs[3].returncode == 1
+    for r in outputs:
+        assert pw.encode() not in r.stdout + r.stderr, r
+    assert b"password = (set)" in outputs[0].stdout
+    log = open(c.kvd_log, "rb").read()
+    assert b"secret" not in log
+
+
+def test_refuses_root_without_allow_root(c):
+    if os.geteuid() != 0:
+        return
+    r = run(c, "lazykvd", "-c", c.config, "--test", "--listen", "127.0.0.1:0")
+    assert r.returncode == 2 and b"refusing to run as root" in r.stderr, r
