@@ -132,17 +132,12 @@ class Cluster:
         log = open(logpath, "ab")
         proc = subprocess.Popen(args, stdout=log, stderr=log)
         log.close()
-        saved = self.http_port
-        self.http_port = port
-        try:
-            wait_for(lambda: proc.poll() is None and self._ping(), what="the extra lazykvd")
-        finally:
-            self.http_port = saved
+        wait_for(lambda: proc.poll() is None and self._ping(port), what="the extra lazykvd")
         return proc, port, logpath
 
-    def _ping(self):
+    def _ping(self, port):
         try:
-            self.request("GET", "/health")
+            self.request("GET", "/health", port=port)
             return True
         except OSError:
             return False
@@ -157,12 +152,7 @@ class Cluster:
             return proc.wait()
 
     def request_to(self, port, *args, **kw):
-        saved = self.http_port
-        self.http_port = port
-        try:
-            return self.request(*args, **kw)
-        finally:
-            self.http_port = saved
+        return self.request(*args, port=port, **kw)
 
     def kvd_rss_kib(self, pid=None):
         with open("/proc/%d/status" % (pid or self.kvd.pid)) as f:
@@ -221,8 +211,8 @@ class Cluster:
         return self.tool("lazykv-sync", *args, **kw)
 
     # ---- HTTP --------------------------------------------------------------
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+    def request(self, method, path, body=None, headers=None, timeout=30, port=None):
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.http_port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()
