@@ -216,6 +216,7 @@ int pconn_is_retryable(const struct pconn *c)
 enum lkv_status pconn_ping(struct pconn *c)
 {
     enum lkv_status st;
+    c->retry_at_us = 0; /* a health check tells what is true now: no back-off */
     MYSQL *m = pconn_mysql(c, &st);
     if (m == NULL)
         return st;

@@ -238,13 +238,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 }
 
 /* Refuses a connection past [server] max_connections: MHD closes it at
- * once, instead of leaving it unanswered in the listen backlog. */
+ * once, instead of leaving it unanswered in the listen backlog. The slot is
+ * taken here, atomically, so a burst of accepts on several pool threads
+ * cannot overshoot; on_connection() gives it back when the connection ends. */
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     (void)addr;
     (void)len;
     struct lkv_server *srv = cls;
-    return atomic_load(&srv->connections) < srv->cfg->max_connections ? MHD_YES : MHD_NO;
+    if (atomic_fetch_add(&srv->connections, 1) < srv->cfg->max_connections)
+        return MHD_YES;
+    atomic_fetch_sub(&srv->connections, 1);
+    return MHD_NO;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
@@ -253,9 +258,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     (void)conn;
     (void)socket_ctx;
     struct lkv_server *srv = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
-        atomic_fetch_add(&srv->connections, 1);
-    else
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
         atomic_fetch_sub(&srv->connections, 1);
 }
 

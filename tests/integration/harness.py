@@ -192,6 +192,21 @@ class Cluster:
         subprocess.run([CLUSTER_SH, "start-node", self.dir, str(i), str(self.db_ports[i])],
                        check=True, env=env)
 
+    def freeze_node(self, i):
+        """SIGSTOPs node i and waits until every thread of it is stopped
+        (signal delivery to a multi-threaded process is not instant)."""
+        pid = self.node_pid(i)
+        os.kill(pid, signal.SIGSTOP)
+
+        def stopped():
+            for t in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                        return False
+            return True
+        wait_for(stopped, what="node %d to stop" % i)
+        return pid
+
     def node_pid(self, i):
         with open(os.path.join(self.dir, "node-%d" % i, "mysqld.pid")) as f:
             return int(f.read().strip())

@@ -198,8 +198,7 @@ def test_hung_mariadbd_fails_within_the_timeout(c):
         r = c.request("POST", path(k, True), b"v")
         assert r.status == 201, r
         mastered.setdefault(r.json()["master"], []).append(k)
-    pid = c.node_pid(2)
-    os.kill(pid, signal.SIGSTOP)
+    pid = c.freeze_node(2)
     errors = 0
     try:
         t0 = time.monotonic()
