@@ -95,6 +95,21 @@ fuzz: $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
 	    if ls build/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz: $$t crashed"; exit 1; fi; \
 	done
 
+# ---- benchmarks ---------------------------------------------------------------
+# make bench [QUICK=1]: see bench/bench.py; writes bench/results/<date>/REPORT.md
+build/bench/mhd_fixed: bench/mhd_fixed.c
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS) -o $@ $< $(PKG_LIBS)
+
+build/bench/loader: bench/loader.c
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS) -o $@ $< $(PKG_LIBS)
+
+bench:
+	@tools/deps.sh bench
+	@$(MAKE) --no-print-directory all build/bench/mhd_fixed build/bench/loader
+	@python3 bench/bench.py $(if $(QUICK),--quick)
+
 # ---- sanitizers, lint ------------------------------------------------------
 ASAN_OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 asan:
@@ -115,5 +130,5 @@ valgrind: $(BUILD)/unit_tests
 clean:
 	rm -rf build bin
 
-.PHONY: all run test asan lint clean deps fuzz valgrind
+.PHONY: all run test asan lint clean deps fuzz valgrind bench
 -include $(wildcard $(BUILD)/*.d)

@@ -3,20 +3,22 @@
 # are missing. As root it runs apt-get; otherwise it prints the exact command
 # to run and fails, so nothing is half-installed behind the user's back.
 #
-# usage: tools/deps.sh [build|run|test|ci]
+# usage: tools/deps.sh [build|run|test|ci|bench]
 set -euo pipefail
 
 BUILD="gcc make pkg-config libmariadb-dev libmicrohttpd-dev libiniparser-dev libjansson-dev"
 SERVER="mariadb-server mariadb-client"
 TEST="check python3 libcurl4-openssl-dev"
 CI="clang libclang-rt-14-dev cppcheck valgrind"
+BENCH="wrk sysbench redis-server redis-tools webdis etcd-server gnuplot-nox curl"
 
 case "${1:-test}" in
   build) want="$BUILD" ;;
   run)   want="$BUILD $SERVER" ;;
   test)  want="$BUILD $SERVER $TEST" ;;
   ci)    want="$BUILD $SERVER $TEST $CI" ;;
-  *) echo "usage: $0 [build|run|test|ci]" >&2; exit 2 ;;
+  bench) want="$BUILD $SERVER $TEST $BENCH" ;;
+  *) echo "usage: $0 [build|run|test|ci|bench]" >&2; exit 2 ;;
 esac
 
 missing=""

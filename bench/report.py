@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Writes REPORT.md and PNG plots (gnuplot) from a bench results.json.
+
+usage: bench/report.py DIR   (DIR holds results.json)
+"""
+import json
+import os
+import subprocess
+import sys
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
+def targets(r):
+    t = r["throughput"]
+    c = 64
+    get = lambda name: t[name][c]["rps"]
+    rows = [
+        ("Lazy GET vs MariaDB point select", ratio(get("lazy GET"), get("MariaDB point select (sysbench)")), ">=", 0.8),
+        ("Lazy GET vs webdis+redis GET", ratio(get("lazy GET"), get("webdis GET")), ">=", 0.5),
+        ("Lazy POST vs MariaDB single-row upsert", ratio(get("lazy POST"), get("MariaDB upsert (sysbench)")), ">=", 0.8),
+        ("Lazy POST vs etcd put", ratio(get("lazy POST"), get("etcd put")), ">=", 2.0),
+        ("Canonical POST (3 partitions) vs lazy POST", ratio(get("canonical POST"), get("lazy POST")), ">=", 0.5),
+        ("Sync rows/s vs multi-row upsert loader", ratio(r["sync"]["rows_per_s"], r["sync"]["ceiling_rows_per_s"]), ">=", 0.8),
+        ("Idle sync pass on 1M rows, ms per partition pair", r["sync"]["idle_pass_ms_per_pair"], "<", 20),
+        ("lazykvd RSS with 5,000 idle connections, MiB", r["connections"]["rss_5000_kib"] / 1024, "<=", 64),
+        ("lazykvd memory in flight per 16 MiB value, x", r["large"]["in_flight_per_16MiB"], "<=", 3),
+        ("p99 lazy GET at 50% of peak, ms", r["half_load"]["p99"] or float("nan"), "<", 2),
+    ]
+    out = []
+    for name, value, op, goal in rows:
+        met = {"\u2265": value >= goal, ">=": value >= goal, "<": value < goal, "<=": value <= goal}[op]
+        out.append((name, value, op, goal, met))
+    return out
+
+
+def plot(d, r):
+    t = r["throughput"]
+    concs = r["meta"]["concurrency"]
+    data = os.path.join(d, "throughput.dat")
+    names = list(t)
+    with open(data, "w") as f:
+        f.write("# concurrency " + " | ".join(names) + "\n")
+        for c in concs:
+            f.write("%d %s\n" % (c, " ".join("%.0f" % t[n][c]["rps"] for n in names)))
+    lines = ", ".join('"%s" using 1:%d with linespoints title "%s"' % (data, i + 2, n)
+                      for i, n in enumerate(names))
+    script = """set terminal png size 1100,650
+set output "%s"
+set title "Throughput against concurrency (requests/s; one run, median of %d)"
+set xlabel "concurrent connections"
+set ylabel "requests/s"
+set logscale x 2
+set key outside right
+set grid
+plot %s
+""" % (os.path.join(d, "throughput.png"), r["meta"]["runs"], lines)
+    lat = os.path.join(d, "latency.dat")
+    with open(lat, "w") as f:
+        for i, n in enumerate(names):
+            v = t[n][64]
+            f.write('%d "%s" %s %s\n' % (i, n, v.get("p50") or 0, v.get("p99") or 0))
+    script += """set output "%s"
+unset logscale x
+set title "Latency at 64 connections (ms)"
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid
+set xtics rotate by -35
+set ylabel "ms"
+set logscale y
+set xlabel ""
+plot "%s" using 3:xtic(2) title "p50", "" using 4 title "p99"
+""" % (os.path.join(d, "latency.png"), lat)
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+
+
+def main():
+    d = sys.argv[1]
+    r = json.load(open(os.path.join(d, "results.json")))
+    # JSON turns the integer concurrency keys into strings
+    for n in r["throughput"]:
+        r["throughput"][n] = {int(k): v for k, v in r["throughput"][n].items()}
+    m = r["meta"]
+    lines = ["# lazykv benchmark, %s%s" % (m["date"], " (QUICK)" if m["quick"] else ""), "",
+             "Machine: %d cores, shared by the load generator (wrk, 2 threads) and every server. "
+             "lazykvd: %d threads. Each figure is the median of %d run(s) of %d s; ratios compare "
+             "systems measured in this same run. Produced by `make bench%s`."
+             % (m["cpus"], m["threads"], m["runs"], m["seconds"], " QUICK=1" if m["quick"] else ""),
+             "", "## Targets (concurrency 64)", "", "| Target | Measured | Goal | Met |",
+             "|---|---|---|---|"]
+    for name, value, op, goal, met in targets(r):
+        lines.append("| %s | %.2f | %s %s | %s |" % (name, value, op, goal, "yes" if met else "**no**"))
+    lines += ["", "## Throughput (requests/s: median, min-max) and latency", "",
+              "| Workload | " + " | ".join("c=%d" % c for c in m["concurrency"]) + " | p50 / p99 at c=64 (ms) |",
+              "|---|" + "---|" * len(m["concurrency"]) + "---|"]
+    for n, per in r["throughput"].items():
+        cells = ["%.0f (%.0f-%.0f)" % (per[c]["rps"], per[c]["min"], per[c]["max"]) for c in m["concurrency"]]
+        v = per[64]
+        fmt = lambda x: "%.2f" % x if x is not None else "-"
+        lines.append("| %s | %s | %s / %s |" % (n, " | ".join(cells), fmt(v.get("p50")), fmt(v.get("p99"))))
+    h = r["half_load"]
+    lines += ["", "Lazy GET paced at half the c=64 peak (%.0f req/s asked, %.0f achieved, 16 "
+              "connections): p50 %.2f ms, p99 %.2f ms." % (h["target_rps"], h["rps"], h["p50"] or -1,
+                                                           h["p99"] or -1), "",
+              "![throughput](throughput.png)", "", "![latency](latency.png)", "",
+              "## Large values", ""]
+    lg = r["large"]
+    for size in ("1 MiB", "16 MiB"):
+        lines.append("- %s: POST %.0f MB/s, GET %.0f MB/s" % (size, lg[size]["post_MBps"], lg[size]["get_MBps"]))
+    lines.append("- lazykvd peak RSS %.1f MiB (idle %.1f MiB): %.2f x 16 MiB in flight"
+                 % (lg["peak_rss_kib"] / 1024, lg["rss_before_kib"] / 1024, lg["in_flight_per_16MiB"]))
+    cn = r["connections"]
+    lines += ["", "## Idle connections", "",
+              "- lazykvd RSS: %.1f MiB idle, %.1f MiB with 1,000 and %.1f MiB with 5,000 idle "
+              "keep-alive connections" % (cn["rss_idle_kib"] / 1024, cn["rss_1000_kib"] / 1024,
+                                          cn["rss_5000_kib"] / 1024)]
+    s = r["sync"]
+    lines += ["", "## Sync", "",
+              "- %d changed 1 KiB rows spread over 3 partitions: one pass made %d copies in %.0f ms: "
+              "**%.0f rows/s** (the loader's multi-row upserts: %.0f rows/s)"
+              % (s["changed_rows"], s["copied_rows"], s["pass_ms"], s["rows_per_s"], s["ceiling_rows_per_s"]),
+              "- a pass with nothing to do on a 1M-row table: %.1f ms in all (process start, "
+              "connections and lock included), %.1f ms per partition pair"
+              % (s["idle_pass_ms"], s["idle_pass_ms_per_pair"])]
+    notes = os.path.join(d, "NOTES.md")
+    if os.path.exists(notes):
+        lines += ["", open(notes).read()]
+    with open(os.path.join(d, "REPORT.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    try:
+        plot(d, r)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("report: no plots (%s)" % e)
+    print("\n".join(lines[:18]))
+
+
+if __name__ == "__main__":
+    main()
