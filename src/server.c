@@ -34,9 +34,18 @@
 #include "log.h"
 #include "version.h"
 
-/* MHD's per-connection memory pool holds the request line and headers:
- * requests whose headers do not fit get 431 (or 414 for the URI). */
-#define CONNECTION_MEMORY_LIMIT (32 * 1024)
+/* MHD's per-connection memory pool holds the request line, the headers and
+ * the response headers; requests that do not fit get 431 (414 for the URI).
+ * MHD 0.9.75 zeroes the whole pool between keep-alive requests, so each idle
+ * connection costs its full size in RSS: the pool is sized from key_length
+ * (a key can be 3x longer percent-encoded, in the URI and in Location). */
+static size_t connection_memory_limit(const struct lkv_config *cfg)
+{
+    size_t want = 2 * (3 * (size_t)cfg->key_length + 1024);
+    if (want < 8 * 1024)
+        want = 8 * 1024;
+    return want < 32 * 1024 ? want : 32 * 1024;
+}
 
 static void worker_free(void *p)
 {
@@ -310,7 +319,7 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + 64u,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit(cfg),
         MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,

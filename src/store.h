@@ -45,7 +45,8 @@ enum store_stmt {
     ST_EPOCH_SET,    /* record the new last epoch */
     ST_WM_GET,       /* how far this partition applied a source */
     ST_WM_SET,
-    ST_CHANGES,      /* a source's rows after a (seq, k) position */
+    ST_CHANGES,      /* a source's rows of one epoch after a key */
+    ST_NEXT_EPOCH,   /* the first epoch after a given one */
     ST_APPLY_MULTI,  /* ST_APPLY for STORE_APPLY_CHUNK rows at once */
     ST_TOMBSTONES,   /* tombstones older than a version */
     ST_PURGE,        /* remove a tombstone (not a newer row) */
