@@ -4,6 +4,8 @@
 #include "sync.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,8 +20,8 @@
 #define PURGE_LIMIT 1000
 
 struct node {
-    struct pconn conn;
-    int up;                               /* reachable for this pass */
+    struct pconn conn;                    /* used by one thread at a time */
+    atomic_int up;                        /* reachable for this pass */
     int locked;                           /* holds the pass lock */
     char id[STORE_NODE_ID_MAX + 1];       /* node id (sync source identity) */
 };
@@ -45,13 +47,18 @@ static int stopping(const struct pass *p)
     return p->opt->stop && *p->opt->stop;
 }
 
+/* Marks partition i down (once), naming the failure seen on conn. */
+static void mark_down_on(struct pass *p, int i, const struct pconn *conn, const char *doing)
+{
+    if (atomic_exchange(&p->node[i].up, 0) == 0)
+        return;
+    fprintf(stderr, "lazykv-sync: partition %d (%s) unreachable while %s: %s\n", i,
+            p->cfg->part[i].name, doing, conn->last_error);
+}
+
 static void mark_down(struct pass *p, int i, const char *doing)
 {
-    if (!p->node[i].up)
-        return;
-    p->node[i].up = 0;
-    fprintf(stderr, "lazykv-sync: partition %d (%s) unreachable while %s: %s\n", i,
-            p->cfg->part[i].name, doing, p->node[i].conn.last_error);
+    mark_down_on(p, i, &p->node[i].conn, doing);
 }
 
 static void connect_all(struct pass *p, const struct store_sql *sql)
@@ -99,20 +106,52 @@ static void unlock_and_close(struct pass *p)
     }
 }
 
-/* Gives every pending row of every reachable partition an epoch. */
-static void stamp_all(struct pass *p)
+struct worker {
+    struct pass *p;
+    const struct store_sql *sql;
+    int index;            /* the source (stamping) or target (copying) */
+    uint64_t rows, bytes; /* copied by this worker */
+    pthread_t thread;
+};
+
+/* Gives every pending row of one partition an epoch. */
+static void *stamp_partition(void *arg)
 {
-    for (int i = 0; i < p->n && !stopping(p); i++) {
-        for (int round = 0; p->node[i].up && round < MAX_STAMP_ROUNDS; round++) {
-            uint64_t stamped = 0;
-            if (store_stamp(&p->node[i].conn, p->cfg->sync_batch_size, &stamped) != LKV_OK) {
-                mark_down(p, i, "stamping changes");
-                break;
-            }
-            if (stamped < (uint64_t)p->cfg->sync_batch_size)
-                break;
+    struct worker *w = arg;
+    struct pass *p = w->p;
+    int i = w->index;
+    mysql_thread_init();
+    for (int round = 0; atomic_load(&p->node[i].up) && round < MAX_STAMP_ROUNDS && !stopping(p);
+         round++) {
+        uint64_t stamped = 0;
+        if (store_stamp(&p->node[i].conn, p->cfg->sync_batch_size, &stamped) != LKV_OK) {
+            mark_down(p, i, "stamping changes");
+            break;
+        }
+        if (stamped < (uint64_t)p->cfg->sync_batch_size)
+            break;
+    }
+    mysql_thread_end();
+    return NULL;
+}
+
+/* Runs fn for every reachable partition, one thread each, and waits. A
+ * partition whose thread cannot start is done in this thread. */
+static void for_each_partition(struct pass *p, const struct store_sql *sql,
+                               void *(*fn)(void *), struct worker *w)
+{
+    for (int i = 0; i < p->n; i++) {
+        w[i] = (struct worker){p, sql, i, 0, 0, 0};
+        if (!atomic_load(&p->node[i].up))
+            continue;
+        if (pthread_create(&w[i].thread, NULL, fn, &w[i]) != 0) {
+            w[i].thread = 0;
+            fn(&w[i]);
         }
     }
+    for (int i = 0; i < p->n; i++)
+        if (w[i].thread)
+            pthread_join(w[i].thread, NULL);
 }
 
 static void position_set(struct position *pos, const struct batch *b)
@@ -123,8 +162,9 @@ static void position_set(struct position *pos, const struct batch *b)
     pos->key_len = last->key_len;
 }
 
-/* Copies source s's changes to target t, batch by batch. */
-static void copy_pair(struct pass *p, int s, int t)
+/* Copies source s's changes to target t, batch by batch, reading through
+ * src_conn (the copying thread's own connection to s). */
+static void copy_pair(struct pass *p, int s, int t, struct pconn *src_conn, struct worker *w)
 {
     struct node *src = &p->node[s], *dst = &p->node[t];
     struct position pos;
@@ -135,14 +175,14 @@ static void copy_pair(struct pass *p, int s, int t)
         mark_down(p, t, "reading its sync position");
         return;
     }
-    while (src->up && dst->up && !stopping(p)) {
+    while (atomic_load(&src->up) && atomic_load(&dst->up) && !stopping(p)) {
         batch_clear(&b);
-        enum lkv_status st = store_read_changes(&src->conn, &pos, p->cfg->sync_batch_size,
+        enum lkv_status st = store_read_changes(src_conn, &pos, p->cfg->sync_batch_size,
                                                 p->cfg->sync_batch_bytes, &b);
         if (st != LKV_OK) {
             if (st == LKV_ENOMEM)
                 log_error("out of memory reading a batch from partition %d", s);
-            mark_down(p, s, "reading changes");
+            mark_down_on(p, s, src_conn, "reading changes");
             break;
         }
         if (b.n == 0)
@@ -163,8 +203,32 @@ static void copy_pair(struct pass *p, int s, int t)
     batch_free(&b);
     fprintf(p->opt->out, "sync: %d -> %d: rows=%" PRIu64 " bytes=%" PRIu64 " ms=%" PRIu64 "%s\n",
             s, t, rows, bytes, now_ms() - t0, p->opt->dry_run ? " (dry run: would copy)" : "");
-    p->rows += rows;
-    p->bytes += bytes;
+    w->rows += rows;
+    w->bytes += bytes;
+}
+
+/* Copies every source's changes to one target (w->index), with its own
+ * connections to the sources: targets are filled in parallel. */
+static void *copy_to_target(void *arg)
+{
+    struct worker *w = arg;
+    struct pass *p = w->p;
+    int t = w->index;
+    mysql_thread_init();
+    struct pconn *src = calloc((size_t)p->n, sizeof(*src));
+    for (int s = 0; src && s < p->n; s++) {
+        if (s == t)
+            continue;
+        pconn_init(&src[s], p->cfg, s, (const char *const *)w->sql->text, w->sql->count);
+        if (atomic_load(&p->node[s].up) && atomic_load(&p->node[t].up) && !stopping(p))
+            copy_pair(p, s, t, &src[s], w);
+        pconn_close(&src[s]);
+    }
+    if (src == NULL)
+        log_error("out of memory: nothing copied to partition %d", t);
+    free(src);
+    mysql_thread_end();
+    return NULL;
 }
 
 static int position_covers(const struct position *wm, uint64_t seq, const char *k, size_t len)
@@ -258,12 +322,20 @@ int sync_pass(const struct lkv_config *cfg, const struct store_sql *sql,
         rc = SYNC_LOCKED;
         goto out;
     }
+    struct worker *w = calloc((size_t)p.n, sizeof(*w));
+    if (w == NULL) {
+        fprintf(stderr, "lazykv-sync: out of memory\n");
+        rc = SYNC_PARTIAL;
+        goto out;
+    }
     if (!opt->dry_run)
-        stamp_all(&p);
-    for (int s = 0; s < p.n; s++)
-        for (int t = 0; t < p.n; t++)
-            if (s != t && p.node[s].up && p.node[t].up && !stopping(&p))
-                copy_pair(&p, s, t);
+        for_each_partition(&p, sql, stamp_partition, w);
+    for_each_partition(&p, sql, copy_to_target, w);
+    for (int i = 0; i < p.n; i++) {
+        p.rows += w[i].rows;
+        p.bytes += w[i].bytes;
+    }
+    free(w);
     if (!opt->dry_run && !stopping(&p))
         purge_all(&p);
     int down = 0;
