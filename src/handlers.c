@@ -30,8 +30,9 @@ unsigned http_status_of(enum lkv_status st)
     case LKV_ENOTFOUND: return 404;
     case LKV_EPRECOND: return 412;
     case LKV_ETOOLARGE: return 413;
-    case LKV_EUNAVAIL: return 503;
-    case LKV_ENOMEM: return 503;
+    case LKV_EUNAVAIL:
+    case LKV_ENOMEM: /* transient: the client may retry */
+        return 503;
     case LKV_EINTERNAL: return 500;
     }
     return 500;
@@ -573,7 +574,8 @@ static enum lkv_status list_canonical(struct worker *w, const struct list_bounds
         if (st != LKV_OK)
             return st;
     }
-    qsort(kl->item, kl->n, sizeof(*kl->item), key_cmp);
+    if (kl->n > 1)
+        qsort(kl->item, kl->n, sizeof(*kl->item), key_cmp);
     return LKV_OK;
 }
 
@@ -624,7 +626,7 @@ static void handle_list(struct worker *w, struct request *req, struct reply *rep
                        : NULL;
     if (doc && url)
         json_object_set_new(doc, "encoding", json_string("url"));
-    if (doc && truncated) {
+    if (doc && truncated && kl.item != NULL) {
         const struct keyref *last = &kl.item[count - 1];
         json_t *next;
         if (url) {

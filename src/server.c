@@ -210,7 +210,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (req->too_large || (long long)(req->body.len + n) > max) {
+        if (req->too_large || req->body.len + n > (size_t)max) {
             req->too_large = 1;
             req->discarded += req->body.len + n;
             buf_free(&req->body);

@@ -9,7 +9,7 @@ set -euo pipefail
 BUILD="gcc make pkg-config libmariadb-dev libmicrohttpd-dev libiniparser-dev libjansson-dev"
 SERVER="mariadb-server mariadb-client"
 TEST="check python3 libcurl4-openssl-dev"
-CI="clang libclang-rt-14-dev cppcheck valgrind"
+CI="clang clang-tidy libclang-rt-14-dev cppcheck valgrind"
 BENCH="wrk sysbench redis-server redis-tools webdis etcd-server gnuplot-nox curl"
 
 case "${1:-test}" in
