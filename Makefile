@@ -116,7 +116,7 @@ asan:
 	@tools/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=build/asan BIN=bin/asan OPT="$(ASAN_OPT)" \
 	    LDFLAGS="-fsanitize=address,undefined" all build/asan/unit_tests
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	@LAZYKV_SANITIZER=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    tools/test.sh build/asan bin/asan
 
 lint:

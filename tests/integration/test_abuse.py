@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from harness import wait_for
+from harness import SANITIZED, wait_for
 
 
 def raw(c, data, port=None, read_timeout=10):
@@ -77,7 +77,7 @@ def test_chunked_body_over_max_is_413_and_never_buffered(c):
     rss0 = c.kvd_rss_kib()
     resp, sent = send_chunked(c, "abuse/chunked", 20)   # the limit is 16 MiB
     assert status_of(resp) == 413, resp[:200]
-    assert c.kvd_rss_kib() < rss0 + 24 * 1024, "the excess was kept in memory"
+    assert SANITIZED or c.kvd_rss_kib() < rss0 + 24 * 1024, "the excess was kept in memory"
     # a body that goes on past twice the limit is cut off: not read whole
     resp, sent = send_chunked(c, "abuse/chunked", 200)
     assert sent < 200, "the server read a 200 MiB body"
@@ -180,7 +180,7 @@ def test_abrupt_disconnects_leak_nothing(c):
         rss1 = c.kvd_rss_kib(proc.pid)
         print("abuse: abrupt disconnects: fds %d -> %d after %.1f s, rss %d -> %d KiB"
               % (fds0, c.kvd_fds(proc.pid), time.monotonic() - t0, rss0, rss1))
-        assert rss1 < rss0 + 32 * 1024, (rss0, rss1)
+        assert SANITIZED or rss1 < rss0 + 32 * 1024, (rss0, rss1)
         assert c.request_to(port, "GET", "/canonicalbucket/abuse/half").status == 404
         assert c.request_to(port, "GET", "/canonicalbucket/abuse/big").body == big
     finally:
