@@ -355,3 +355,35 @@ def test_partition_down(c):
     from harness import wait_for
     wait_for(lambda: c.request("GET", path(key, True)).status == 200, what="partition 1 back")
     assert c.request("GET", "/health").json()["status"] == "ok"
+
+
+def test_no_partition_reachable_is_503_not_a_hang(c):
+    import harness
+    dead = {"port = %d" % p: "port = %d" % harness.free_port() for p in c.db_ports}
+    cfg = open(c.config).read()
+    for old, new in dead.items():
+        cfg = cfg.replace(old, new)
+    path_cfg = os.path.join(c.dir, "dead.cfg")
+    with open(path_cfg, "w") as f:
+        f.write(cfg)
+    os.chmod(path_cfg, 0o600)
+    args = [os.path.join(c.bindir, "lazykvd"), "-c", path_cfg, "--test", "--listen",
+            "127.0.0.1:%d" % harness.free_port()]
+    port = int(args[-1].rsplit(":", 1)[1])
+    if os.geteuid() == 0:
+        args.append("--allow-root")
+    import subprocess
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        harness.wait_for(lambda: c._ping(port), what="lazykvd on dead partitions")
+        h = c.request_to(port, "GET", "/health")
+        assert h.status == 503 and h.header("Retry-After") == "2", h
+        doc = h.json()
+        assert doc["status"] == "unavailable" and doc["reachable"] == 0
+        for method, body in (("GET", None), ("POST", b"x"), ("DELETE", None)):
+            r = c.request_to(port, method, "/bucket/any", body)
+            assert r.status == 503 and r.header("Retry-After") == "2", (method, r)
+            assert r.json()["status"] == 503
+        assert c.request_to(port, "GET", "/canonicalbucket/?prefix=a").status == 503
+    finally:
+        assert c.stop_extra(proc) == 0
