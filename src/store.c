@@ -378,10 +378,11 @@ enum lkv_status store_write(struct pconn *c, const struct record *rec, uint64_t 
 static void bind_record(MYSQL_BIND *p, const struct record *rec, unsigned long *lens,
                         uint64_t *version, int *deleted);
 
-enum lkv_status store_apply(struct pconn *c, const struct record *rec)
+/* Runs a one-row statement whose parameters are a whole record. */
+static enum lkv_status write_record(struct pconn *c, int id, const struct record *rec)
 {
     enum lkv_status st;
-    MYSQL_STMT *s = pconn_stmt(c, ST_APPLY, &st);
+    MYSQL_STMT *s = pconn_stmt(c, id, &st);
     if (s == NULL)
         return st;
     MYSQL_BIND p[5];
@@ -390,6 +391,11 @@ enum lkv_status store_apply(struct pconn *c, const struct record *rec)
     int deleted;
     bind_record(p, rec, lens, &version, &deleted);
     return run(c, s, p);
+}
+
+enum lkv_status store_apply(struct pconn *c, const struct record *rec)
+{
+    return write_record(c, ST_APPLY, rec);
 }
 
 enum lkv_status store_list(struct pconn *c, const char *lower, size_t lower_len,
@@ -847,16 +853,7 @@ enum lkv_status store_oldest_unstamped(struct pconn *c, uint64_t *version)
 
 enum lkv_status store_repair(struct pconn *c, const struct record *rec)
 {
-    enum lkv_status st;
-    MYSQL_STMT *s = pconn_stmt(c, ST_REPAIR, &st);
-    if (s == NULL)
-        return st;
-    MYSQL_BIND p[5];
-    unsigned long lens[3];
-    uint64_t version;
-    int deleted;
-    bind_record(p, rec, lens, &version, &deleted);
-    return run(c, s, p);
+    return write_record(c, ST_REPAIR, rec);
 }
 
 /* ---- lazykv-admin verify ------------------------------------------------------ */
