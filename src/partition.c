@@ -102,9 +102,17 @@ static int idle_connection_dead(MYSQL *m)
     return poll(&pfd, 1, 0) != 0;
 }
 
+/* A connection used this recently is not checked: under load that saves a
+ * syscall per request, and a server restart is noticed by the first request
+ * after a quiet moment, or fails that one request with 503. */
+#define PCONN_CHECK_IDLE_US 100000u
+
 MYSQL *pconn_mysql(struct pconn *c, enum lkv_status *st)
 {
-    if (c->mysql && idle_connection_dead(c->mysql)) {
+    uint64_t now = version_now_us();
+    int idle = now - c->last_used_us > PCONN_CHECK_IDLE_US;
+    c->last_used_us = now;
+    if (c->mysql && idle && idle_connection_dead(c->mysql)) {
         log_info("partition %d (%s): connection closed by the server; reconnecting", c->index,
                  c->conf->name);
         pconn_close(c);

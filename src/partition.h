@@ -33,6 +33,7 @@ struct pconn {
     MYSQL_STMT *stmt[PCONN_MAX_STMTS];        /* owned; prepared lazily */
     uint64_t retry_at_us;                     /* no reconnect before this */
     int in_txn;                               /* a transaction is open */
+    uint64_t last_used_us;                    /* when a statement last ran */
     unsigned last_errno;                      /* of the last failure */
     char last_error[256];                     /* of the last failure */
 };

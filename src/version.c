@@ -20,12 +20,35 @@ void version_etag(uint64_t v, char out[VERSION_ETAG_LEN])
     snprintf(out, VERSION_ETAG_LEN, "\"%016" PRIx64 "\"", v);
 }
 
+/* Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+ * civil_from_days). Done here because gmtime_r takes glibc's timezone lock,
+ * which would serialise every GET on the request path. */
+static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t year = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(year + (*m <= 2));
+}
+
 void version_http_date(uint64_t v, char out[VERSION_DATE_LEN])
 {
-    time_t t = (time_t)(v / 1000000u);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, VERSION_DATE_LEN, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    static const char wday[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+    static const char month[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int64_t secs = (int64_t)(v / 1000000u);
+    int64_t days = secs / 86400, rem = secs % 86400;
+    int y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, VERSION_DATE_LEN, "%s, %02u %s %04d %02d:%02d:%02d GMT", wday[days % 7], d,
+             month[m - 1], y, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
 }
 
 static const char *skip_ows(const char *p)

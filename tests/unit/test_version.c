@@ -35,6 +35,14 @@ START_TEST(http_date)
     char d[VERSION_DATE_LEN];
     version_http_date(784111777ULL * 1000000ULL + 123, d);
     ck_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
+    version_http_date(0, d);
+    ck_assert_str_eq(d, "Thu, 01 Jan 1970 00:00:00 GMT");
+    version_http_date(951782400ULL * 1000000ULL, d); /* a leap day */
+    ck_assert_str_eq(d, "Tue, 29 Feb 2000 00:00:00 GMT");
+    version_http_date(4102444799ULL * 1000000ULL, d); /* 2100 is not a leap year */
+    ck_assert_str_eq(d, "Thu, 31 Dec 2099 23:59:59 GMT");
+    version_http_date(4107542400ULL * 1000000ULL, d);
+    ck_assert_str_eq(d, "Mon, 01 Mar 2100 00:00:00 GMT");
 }
 END_TEST
 
