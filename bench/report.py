@@ -49,7 +49,7 @@ def plot(d, r):
                       for i, n in enumerate(names))
     script = """set terminal png size 1100,650
 set output "%s"
-set title "Throughput against concurrency (requests/s; one run, median of %d)"
+set title "Throughput against concurrency (requests/s, median of %d runs)"
 set xlabel "concurrent connections"
 set ylabel "requests/s"
 set logscale x 2
