@@ -68,11 +68,17 @@ start_node() {
     --max-allowed-packet=64M --innodb-buffer-pool-size=128M \
     --innodb-log-file-size=64M $durability \
     >/dev/null 2>&1 &
+  local pid=$!
   echo "$port" > "$node/port"
   local i
   for i in $(seq 1 300); do
     if mariadb-admin --no-defaults --socket="$node/mysqld.sock" -uroot ping >/dev/null 2>&1; then
       break
+    fi
+    if ! alive "$pid"; then
+      # It exited at once: most often the port is taken by another server.
+      tail -5 "$node/error.log" >&2
+      die "mariadbd for $node exited at start (is port $port already in use?)"
     fi
     sleep 0.1
   done
