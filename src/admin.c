@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "antientropy.h"
 #include "config.h"
 #include "lkv.h"
 #include "log.h"
@@ -90,8 +91,6 @@ static int cmd_init(const struct lkv_config *cfg)
         failed |= init_partition(cfg, i) != 0;
     return failed ? 1 : 0;
 }
-
-int admin_verify(const struct lkv_config *cfg, int repair, int verbose);
 
 int main(int argc, char **argv)
 {

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "antientropy.h"
+
 #include "buf.h"
 #include "codec.h"
 #include "config.h"
@@ -23,8 +25,6 @@
 #include "store.h"
 
 #define TOP_BUCKETS 256
-
-int admin_verify(const struct lkv_config *cfg, int repair, int verbose);
 
 struct digest {
     uint64_t count, xor;

@@ -22,7 +22,4 @@ enum lkv_status {
     LKV_EINTERNAL   /* a bug or an unexpected server answer (500) */
 };
 
-/* A short human name for a status, for logs ("unavailable"). Never NULL. */
-const char *lkv_status_name(enum lkv_status st);
-
 #endif
