@@ -102,8 +102,9 @@ def main():
         fmt = lambda x: "%.2f" % x if x is not None else "-"
         lines.append("| %s | %s | %s / %s |" % (n, " | ".join(cells), fmt(v.get("p50")), fmt(v.get("p99"))))
     h = r["half_load"]
-    lines += ["", "Lazy GET paced at half the c=64 peak (%.0f req/s asked, %.0f achieved, 16 "
-              "connections): p50 %.2f ms, p99 %.2f ms." % (h["target_rps"], h["rps"], h["p50"] or -1,
+    lines += ["", "Lazy GET paced at half the c=64 peak (%.0f req/s asked, %.0f achieved, %s "
+              "connections): p50 %.2f ms, p99 %.2f ms." % (h["target_rps"], h["rps"],
+                                                           h.get("connections", 16), h["p50"] or -1,
                                                            h["p99"] or -1), "",
               "![throughput](throughput.png)", "", "![latency](latency.png)", "",
               "## Large values", ""]
