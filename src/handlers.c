@@ -309,6 +309,7 @@ static void handle_get(struct worker *w, struct request *req, struct reply *rep)
         } else {
             rep->body = rec.value; /* stolen: no copy of the value */
             rep->body_len = rec.value_len;
+            stats_add(&w->stats, value_bytes_out_total, rec.value_len);
             rec.value = NULL;
         }
     } else {
@@ -381,6 +382,7 @@ static void handle_write(struct worker *w, struct request *req, struct reply *re
                                           : "the write failed");
         return;
     }
+    stats_add(&w->stats, value_bytes_in_total, rec.value_len);
     int written = 1;
     if (u->canonical) {
         rec.version = res.version;
@@ -685,6 +687,30 @@ static void handle_health(struct worker *w, struct request *req, struct reply *r
         reply_header(rep, "Retry-After", RETRY_AFTER_SECONDS);
 }
 
+/* ---- metrics ------------------------------------------------------------- */
+
+static void handle_metrics(struct worker *w, struct request *req, struct reply *rep)
+{
+    struct stats totals;
+    memset(&totals, 0, sizeof(totals));
+    server_stats(w->srv, &totals);
+    struct buf b = BUF_INIT;
+    int rc = stats_render(&b, &totals);
+    rc |= buf_printf(&b, "# HELP lazykv_http_connections client connections open now\n"
+                         "# TYPE lazykv_http_connections gauge\nlazykv_http_connections %d\n",
+                     atomic_load(&w->srv->connections));
+    if (rc != 0) {
+        buf_free(&b);
+        reply_status(req, rep, LKV_ENOMEM, "out of memory");
+        return;
+    }
+    rep->status = 200;
+    rep->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    rep->body = buf_steal(&b, &rep->body_len);
+    if (rep->body == NULL)
+        reply_oom(rep);
+}
+
 /* ---- routing ------------------------------------------------------------- */
 
 static void method_not_allowed(struct request *req, struct reply *rep, const char *allow)
@@ -734,14 +760,17 @@ void handle_request(struct worker *w, struct request *req, struct reply *rep)
             reply_status(req, rep, LKV_EBADREQ, "the key is empty");
         return;
     case ROUTE_HEALTH:
-        if (req->method == M_GET || req->method == M_HEAD)
+    case ROUTE_METRICS:
+        if (req->method != M_GET && req->method != M_HEAD)
+            method_not_allowed(req, rep, "GET, HEAD");
+        else if (req->uri.route == ROUTE_HEALTH)
             handle_health(w, req, rep);
         else
-            method_not_allowed(req, rep, "GET, HEAD");
+            handle_metrics(w, req, rep);
         return;
     case ROUTE_NOT_FOUND:
         break;
     }
-    handle_error(req, rep, 404, "no such resource: use /bucket/KEY, /canonicalbucket/KEY "
-                                "or /health");
+    handle_error(req, rep, 404, "no such resource: use /bucket/KEY, /canonicalbucket/KEY, "
+                                "/health or /metrics");
 }

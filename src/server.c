@@ -50,6 +50,15 @@ static size_t connection_memory_limit(const struct lkv_config *cfg)
 static void worker_free(void *p)
 {
     struct worker *w = p;
+    struct lkv_server *srv = w->srv;
+    pthread_mutex_lock(&srv->workers_lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        srv->workers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&srv->workers_lock);
     for (int i = 0; i < w->n; i++)
         pconn_close(&w->conn[i]);
     free(w);
@@ -71,11 +80,42 @@ struct worker *server_worker(struct lkv_server *srv)
     w->rng = version_now_us() ^ (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
     for (int i = 0; i < n; i++)
         pconn_init(&w->conn[i], srv->cfg, i, (const char *const *)srv->sql.text, srv->sql.count);
+    pthread_mutex_lock(&srv->workers_lock);
+    w->next = srv->workers;
+    if (w->next)
+        w->next->prev = w;
+    srv->workers = w;
+    pthread_mutex_unlock(&srv->workers_lock);
     if (pthread_setspecific(srv->worker_key, w) != 0) {
         worker_free(w);
         return NULL;
     }
     return w;
+}
+
+void server_stats(struct lkv_server *srv, struct stats *totals)
+{
+    pthread_mutex_lock(&srv->workers_lock);
+    for (struct worker *w = srv->workers; w; w = w->next)
+        stats_sum(totals, &w->stats);
+    pthread_mutex_unlock(&srv->workers_lock);
+}
+
+/* Counts a response in this thread's worker (created if need be). */
+static void count_response(struct lkv_server *srv, unsigned status)
+{
+    struct worker *w = server_worker(srv);
+    if (w == NULL)
+        return;
+    stats_add(&w->stats, http_requests_total, 1);
+    if (status >= 500)
+        stats_add(&w->stats, http_responses_5xx_total, 1);
+    else if (status >= 400)
+        stats_add(&w->stats, http_responses_4xx_total, 1);
+    else if (status >= 300)
+        stats_add(&w->stats, http_responses_3xx_total, 1);
+    else
+        stats_add(&w->stats, http_responses_2xx_total, 1);
 }
 
 uint64_t worker_random(struct worker *w)
@@ -123,9 +163,11 @@ static ssize_t no_body_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *rep)
+static enum MHD_Result send_reply(struct lkv_server *srv, struct MHD_Connection *conn,
+                                  struct reply *rep)
 {
     struct MHD_Response *r;
+    count_response(srv, rep->status);
     if (rep->head_only) {
         /* HEAD of a raw value: MHD sends Content-Length = head_size and no
          * body, so the reader callback is never called. */
@@ -152,13 +194,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *rep
     return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, struct request *req,
-                                  unsigned status, const char *detail)
+static enum MHD_Result send_error(struct lkv_server *srv, struct MHD_Connection *conn,
+                                  struct request *req, unsigned status, const char *detail)
 {
     struct reply rep;
     memset(&rep, 0, sizeof(rep));
     handle_error(req, &rep, status, detail);
-    return send_reply(conn, &rep);
+    return send_reply(srv, conn, &rep);
 }
 
 /* Strict Content-Length: digits only. -1 when absent or malformed. */
@@ -193,7 +235,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     long long max = srv->cfg->max_value_size;
     if (req == NULL) {
         static struct request oom; /* read-only: no URI, no body */
-        return send_error(conn, &oom, 503, "out of memory");
+        return send_error(srv, conn, &oom, 503, "out of memory");
     }
     if (!req->begun) {
         req->begun = 1;
@@ -202,9 +244,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         read_headers(conn, req);
         long long len = content_length(conn);
         if (len > max)
-            return send_error(conn, req, 413, "the value is larger than max_value_size");
+            return send_error(srv, conn, req, 413, "the value is larger than max_value_size");
         if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
-            return send_error(conn, req, 503, "out of memory");
+            return send_error(srv, conn, req, 503, "out of memory");
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -218,18 +260,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         if (buf_append(&req->body, upload_data, n) != 0) {
             buf_free(&req->body);
-            return send_error(conn, req, 503, "out of memory");
+            return send_error(srv, conn, req, 503, "out of memory");
         }
         return MHD_YES;
     }
     if (req->too_large)
-        return send_error(conn, req, 413, "the value is larger than max_value_size");
+        return send_error(srv, conn, req, 413, "the value is larger than max_value_size");
     struct worker *w = server_worker(srv);
     if (w == NULL)
-        return send_error(conn, req, 503, "out of memory");
+        return send_error(srv, conn, req, 503, "out of memory");
     struct reply rep;
     handle_request(w, req, &rep);
-    return send_reply(conn, &rep);
+    return send_reply(srv, conn, &rep);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -291,6 +333,12 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
         log_error("pthread_key_create failed");
         return -1;
     }
+    if (pthread_mutex_init(&srv->workers_lock, NULL) != 0) {
+        pthread_key_delete(srv->worker_key);
+        log_error("pthread_mutex_init failed");
+        return -1;
+    }
+    srv->workers = NULL;
     srv->worker_key_set = 1;
 
     struct addrinfo hints, *ai = NULL;
@@ -342,6 +390,7 @@ void server_stop(struct lkv_server *srv)
     }
     if (srv->worker_key_set) {
         pthread_key_delete(srv->worker_key);
+        pthread_mutex_destroy(&srv->workers_lock);
         srv->worker_key_set = 0;
     }
     store_sql_free(&srv->sql);

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "partition.h"
+#include "stats.h"
 #include "store.h"
 
 struct lkv_server {
@@ -26,12 +27,16 @@ struct lkv_server {
     int worker_key_set;           /* 1 once worker_key is created */
     int port;                     /* the port actually bound */
     atomic_int connections;       /* client connections open now */
+    pthread_mutex_t workers_lock; /* guards the workers list (not the request path) */
+    struct worker *workers;       /* ref: every live worker, for /metrics */
 };
 
 /* Per-thread state. Created on a thread's first request, freed when the
  * thread exits (pthread key destructor), so connections have one owner. */
 struct worker {
     struct lkv_server *srv; /* ref */
+    struct worker *prev, *next; /* in srv->workers */
+    struct stats stats;     /* written by this thread only */
     uint64_t rng;           /* xorshift64 state for lazy read placement */
     int n;                  /* partitions */
     struct pconn conn[];    /* owned: one connection per partition */
@@ -46,6 +51,9 @@ void server_stop(struct lkv_server *srv);
 
 /* This thread's worker, created now if needed; NULL when out of memory. */
 struct worker *server_worker(struct lkv_server *srv);
+
+/* Sums every worker's counters into totals (zeroed by the caller). */
+void server_stats(struct lkv_server *srv, struct stats *totals);
 
 /* A pseudo-random number from this worker's generator. */
 uint64_t worker_random(struct worker *w);

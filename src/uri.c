@@ -126,8 +126,12 @@ enum lkv_status uri_parse(const char *raw, struct uri *u)
     } else if ((rest = match_bucket(raw, path_len, "canonicalbucket", &rest_len)) != NULL) {
         u->canonical = 1;
     } else {
-        u->route = (path_len == 7 && memcmp(raw, "/health", 7) == 0) ? ROUTE_HEALTH
-                                                                     : ROUTE_NOT_FOUND;
+        if (path_len == 7 && memcmp(raw, "/health", 7) == 0)
+            u->route = ROUTE_HEALTH;
+        else if (path_len == 8 && memcmp(raw, "/metrics", 8) == 0)
+            u->route = ROUTE_METRICS;
+        else
+            u->route = ROUTE_NOT_FOUND;
         return LKV_OK;
     }
     if (rest_len == 0) {

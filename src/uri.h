@@ -17,7 +17,8 @@ enum route {
     ROUTE_NOT_FOUND, /* no such resource: 404 */
     ROUTE_KEY,       /* /bucket/{key}, /canonicalbucket/{key} */
     ROUTE_LIST,      /* /bucket/, /canonicalbucket/ (and without the slash) */
-    ROUTE_HEALTH     /* /health */
+    ROUTE_HEALTH,    /* /health */
+    ROUTE_METRICS    /* /metrics (Prometheus text format) */
 };
 
 #define URI_LIMIT_DEFAULT 1000

@@ -387,3 +387,31 @@ def test_no_partition_reachable_is_503_not_a_hang(c):
         assert c.request_to(port, "GET", "/canonicalbucket/?prefix=a").status == 503
     finally:
         assert c.stop_extra(proc) == 0
+
+
+def metrics(c):
+    r = c.request("GET", "/metrics")
+    assert r.status == 200 and r.header("Content-Type").startswith("text/plain; version=0.0.4"), r
+    out = {}
+    for line in r.body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = int(value)
+    return out
+
+
+def test_metrics_count_every_response(c):
+    before = metrics(c)
+    assert c.request("POST", path("metrics/k"), b"12345").status == 201
+    assert c.request("GET", path("metrics/k", True)).status == 200
+    assert c.request("GET", path("metrics/missing", True)).status == 404
+    assert c.request("PATCH", path("metrics/k")).status == 405
+    after = metrics(c)
+    delta = {k: after[k] - before[k] for k in before if k != "lazykv_http_connections"}
+    # the first /metrics response itself is counted once it is sent
+    assert delta == {"lazykv_http_requests_total": 5, "lazykv_http_responses_2xx_total": 3,
+                     "lazykv_http_responses_3xx_total": 0, "lazykv_http_responses_4xx_total": 2,
+                     "lazykv_http_responses_5xx_total": 0, "lazykv_value_bytes_in_total": 5,
+                     "lazykv_value_bytes_out_total": 5}, delta
+    assert after["lazykv_http_connections"] >= 1
+    assert c.request("POST", "/metrics", b"").status == 405

@@ -33,6 +33,9 @@ START_TEST(routes)
     ck_assert_int_eq(uri_parse("/health", &u), LKV_OK);
     ck_assert_int_eq(u.route, ROUTE_HEALTH);
     uri_free(&u);
+    ck_assert_int_eq(uri_parse("/metrics?x", &u), LKV_OK);
+    ck_assert_int_eq(u.route, ROUTE_METRICS);
+    uri_free(&u);
 }
 END_TEST
 
