@@ -39,9 +39,18 @@ void pconn_close(struct pconn *c)
     }
 }
 
+void pconn_share_health(struct pconn *c, struct partition_health *health)
+{
+    c->health = health;
+}
+
 int pconn_backing_off(const struct pconn *c)
 {
-    return c->mysql == NULL && c->retry_at_us != 0 && version_now_us() < c->retry_at_us;
+    if (c->mysql != NULL || c->retry_at_us == 0 || version_now_us() >= c->retry_at_us)
+        return 0;
+    /* Another thread has connected since this one failed: try again now. */
+    return !(c->health && atomic_load_explicit(&c->health->last_connect_us,
+                                               memory_order_relaxed) > c->failed_at_us);
 }
 
 static void remember_failure(struct pconn *c, unsigned err, const char *msg)
@@ -82,10 +91,14 @@ static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
         remember_failure(c, mysql_errno(m), mysql_error(m));
         log_warn("partition %d (%s): cannot connect: %s", c->index, p->name, mysql_error(m));
         mysql_close(m);
-        c->retry_at_us = version_now_us() + PCONN_BACKOFF_US;
+        c->failed_at_us = version_now_us();
+        c->retry_at_us = c->failed_at_us + PCONN_BACKOFF_US;
         return NULL;
     }
     c->retry_at_us = 0;
+    if (c->health)
+        atomic_store_explicit(&c->health->last_connect_us, version_now_us(),
+                              memory_order_relaxed);
     *st = LKV_OK;
     return m;
 }
@@ -203,7 +216,8 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt)
         /* A statement handle is owned by the cache or by the caller; only
          * the cached ones are closed here. */
         pconn_close(c);
-        c->retry_at_us = version_now_us() + PCONN_BACKOFF_US;
+        c->failed_at_us = version_now_us();
+        c->retry_at_us = c->failed_at_us + PCONN_BACKOFF_US;
         return LKV_EUNAVAIL;
     }
     log_error("partition %d (%s): unexpected error %u: %s", c->index, c->conf->name, err, msg);

@@ -13,12 +13,21 @@
 #define LKV_PARTITION_H
 
 #include <mysql.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "lkv.h"
 
 #define PCONN_MAX_STMTS 32
+
+/* What the threads of one process know about a partition, shared: when any
+ * of them last connected to it. A thread in back-off tries again at once
+ * when another one has connected since its failure, so a partition that
+ * comes back is used by every thread right away. */
+struct partition_health {
+    atomic_uint_fast64_t last_connect_us;
+};
 
 /* After a connection failure, requests fail fast for this long. */
 #define PCONN_BACKOFF_US 1000000u
@@ -32,6 +41,8 @@ struct pconn {
     MYSQL *mysql;                             /* owned; NULL when closed */
     MYSQL_STMT *stmt[PCONN_MAX_STMTS];        /* owned; prepared lazily */
     uint64_t retry_at_us;                     /* no reconnect before this */
+    uint64_t failed_at_us;                    /* when the last connection failed */
+    struct partition_health *health;          /* ref: shared, or NULL */
     int in_txn;                               /* a transaction is open */
     uint64_t last_used_us;                    /* when a statement last ran */
     unsigned last_errno;                      /* of the last failure */
@@ -42,6 +53,9 @@ struct pconn {
  * table of nsql statement texts that pconn_stmt() prepares by id. */
 void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
                 const char *const *sql, int nsql);
+
+/* Shares health with the other threads' connections to the same partition. */
+void pconn_share_health(struct pconn *c, struct partition_health *health);
 
 /* Closes the connection and its statements. c can be used again. */
 void pconn_close(struct pconn *c);

@@ -78,8 +78,10 @@ struct worker *server_worker(struct lkv_server *srv)
     w->srv = srv;
     w->n = n;
     w->rng = version_now_us() ^ (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         pconn_init(&w->conn[i], srv->cfg, i, (const char *const *)srv->sql.text, srv->sql.count);
+        pconn_share_health(&w->conn[i], &srv->health[i]);
+    }
     pthread_mutex_lock(&srv->workers_lock);
     w->next = srv->workers;
     if (w->next)
@@ -329,6 +331,11 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
         log_error("out of memory");
         return -1;
     }
+    srv->health = calloc((size_t)cfg->partitions, sizeof(*srv->health));
+    if (srv->health == NULL) {
+        log_error("out of memory");
+        return -1;
+    }
     if (pthread_key_create(&srv->worker_key, worker_free) != 0) {
         log_error("pthread_key_create failed");
         return -1;
@@ -394,4 +401,6 @@ void server_stop(struct lkv_server *srv)
         srv->worker_key_set = 0;
     }
     store_sql_free(&srv->sql);
+    free(srv->health);
+    srv->health = NULL;
 }

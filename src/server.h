@@ -29,6 +29,7 @@ struct lkv_server {
     atomic_int connections;       /* client connections open now */
     pthread_mutex_t workers_lock; /* guards the workers list (not the request path) */
     struct worker *workers;       /* ref: every live worker, for /metrics */
+    struct partition_health *health; /* owned: one per partition, shared by workers */
 };
 
 /* Per-thread state. Created on a thread's first request, freed when the
