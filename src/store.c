@@ -164,6 +164,17 @@ static void bind_int(MYSQL_BIND *b, int *v)
     b->buffer = v;
 }
 
+/* A result column read into buf (cap bytes), its length into *len. */
+static void bind_out(MYSQL_BIND *b, enum enum_field_types type, void *buf, unsigned long cap,
+                     unsigned long *len)
+{
+    memset(b, 0, sizeof(*b));
+    b->buffer_type = type;
+    b->buffer = buf;
+    b->buffer_length = cap;
+    b->length = len;
+}
+
 /* Discards what is left of a result, unless a failure closed the statement. */
 static void finish(struct pconn *c, int id)
 {
@@ -418,10 +429,7 @@ enum lkv_status store_list(struct pconn *c, const char *lower, size_t lower_len,
         return st;
     char key[STORE_KEY_MAX + 1];
     memset(r, 0, sizeof(r));
-    r[0].buffer_type = MYSQL_TYPE_BLOB;
-    r[0].buffer = key;
-    r[0].buffer_length = sizeof(key);
-    r[0].length = &klen;
+    bind_out(&r[0], MYSQL_TYPE_BLOB, key, sizeof(key), &klen);
     if (mysql_stmt_bind_result(s, r) != 0)
         return pconn_fail(c, s);
     int rc;
@@ -512,10 +520,7 @@ enum lkv_status store_node_id(struct pconn *c, char id[STORE_NODE_ID_MAX + 1])
     MYSQL_BIND r[1];
     unsigned long len = 0;
     memset(r, 0, sizeof(r));
-    r[0].buffer_type = MYSQL_TYPE_STRING;
-    r[0].buffer = id;
-    r[0].buffer_length = STORE_NODE_ID_MAX;
-    r[0].length = &len;
+    bind_out(&r[0], MYSQL_TYPE_STRING, id, STORE_NODE_ID_MAX, &len);
     if (mysql_stmt_bind_result(s, r) != 0)
         return pconn_fail(c, s);
     int rc = mysql_stmt_fetch(s);
@@ -604,10 +609,7 @@ enum lkv_status store_watermark(struct pconn *target, const char *source_id,
         return st;
     memset(r, 0, sizeof(r));
     bind_u64(&r[0], &pos->seq);
-    r[1].buffer_type = MYSQL_TYPE_BLOB;
-    r[1].buffer = pos->key;
-    r[1].buffer_length = STORE_KEY_MAX;
-    r[1].length = &klen;
+    bind_out(&r[1], MYSQL_TYPE_BLOB, pos->key, STORE_KEY_MAX, &klen);
     if (mysql_stmt_bind_result(s, r) != 0)
         return pconn_fail(target, s);
     int rc = mysql_stmt_fetch(s);
@@ -678,10 +680,7 @@ static enum lkv_status read_epoch(struct pconn *source, uint64_t seq, const char
     r[0].buffer_type = r[1].buffer_type = MYSQL_TYPE_BLOB;
     r[0].length = &len[0];
     r[1].length = &len[1];
-    r[2].buffer_type = MYSQL_TYPE_STRING;
-    r[2].buffer = ctype;
-    r[2].buffer_length = sizeof(ctype);
-    r[2].length = &len[2];
+    bind_out(&r[2], MYSQL_TYPE_STRING, ctype, sizeof(ctype), &len[2]);
     bind_u64(&r[3], &version);
     bind_int(&r[4], &deleted);
     bind_u64(&r[5], &row_seq);
@@ -803,10 +802,7 @@ enum lkv_status store_tombstones(struct pconn *c, uint64_t before, int limit, st
     if ((st = run(c, s, p)) != LKV_OK)
         return st;
     memset(r, 0, sizeof(r));
-    r[0].buffer_type = MYSQL_TYPE_BLOB;
-    r[0].buffer = key;
-    r[0].buffer_length = STORE_KEY_MAX;
-    r[0].length = &klen;
+    bind_out(&r[0], MYSQL_TYPE_BLOB, key, STORE_KEY_MAX, &klen);
     bind_u64(&r[1], &version);
     bind_u64(&r[2], &seq);
     if (mysql_stmt_bind_result(s, r) != 0)
@@ -876,10 +872,7 @@ enum lkv_status store_verify_buckets(struct pconn *c, const char *top, store_buc
     if ((st = run(c, s, top ? p : NULL)) != LKV_OK)
         return st;
     memset(r, 0, sizeof(r));
-    r[0].buffer_type = MYSQL_TYPE_STRING;
-    r[0].buffer = bucket;
-    r[0].buffer_length = sizeof(bucket);
-    r[0].length = &blen;
+    bind_out(&r[0], MYSQL_TYPE_STRING, bucket, sizeof(bucket), &blen);
     bind_u64(&r[1], &count);
     bind_u64(&r[2], &digest);
     if (mysql_stmt_bind_result(s, r) != 0)
@@ -909,16 +902,10 @@ enum lkv_status store_verify_rows(struct pconn *c, const char *bucket, store_row
     if ((st = run(c, s, p)) != LKV_OK)
         return st;
     memset(r, 0, sizeof(r));
-    r[0].buffer_type = MYSQL_TYPE_BLOB;
-    r[0].buffer = key;
-    r[0].buffer_length = STORE_KEY_MAX;
-    r[0].length = &klen;
+    bind_out(&r[0], MYSQL_TYPE_BLOB, key, STORE_KEY_MAX, &klen);
     bind_u64(&r[1], &version);
     bind_int(&r[2], &deleted);
-    r[3].buffer_type = MYSQL_TYPE_STRING;
-    r[3].buffer = md5;
-    r[3].buffer_length = sizeof(md5);
-    r[3].length = &mlen;
+    bind_out(&r[3], MYSQL_TYPE_STRING, md5, sizeof(md5), &mlen);
     if (mysql_stmt_bind_result(s, r) != 0)
         return pconn_fail(c, s);
     int rc;
