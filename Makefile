@@ -80,9 +80,9 @@ FUZZ_TARGETS  = uri headers render config
 FUZZ_MODS     = log buf codec config placement version uri negotiate render
 FUZZ_CFLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(patsubst %,src/%.c,$(FUZZ_MODS))
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_input.h $(patsubst %,src/%.c,$(FUZZ_MODS))
 	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) $(INI_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(PKG_LIBS) $(INI_LIBS)
 
 fuzz: $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \

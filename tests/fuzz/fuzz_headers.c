@@ -1,7 +1,8 @@
 /* libFuzzer target: Accept, If-Match and If-None-Match parsing. */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
+
+#include "fuzz_input.h"
 
 #include "negotiate.h"
 #include "version.h"
@@ -10,11 +11,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *h = malloc(size + 1);
+    char *h = fuzz_cstring(data, size);
     if (h == NULL)
         return 0;
-    memcpy(h, data, size);
-    h[size] = '\0';
     int star;
     negotiate_media(h, NULL);
     negotiate_media(h, "image/png");

@@ -1,7 +1,8 @@
 /* libFuzzer target: request targets (path, percent-decoding, query) and key checks. */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
+
+#include "fuzz_input.h"
 
 #include "uri.h"
 
@@ -9,11 +10,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *raw = malloc(size + 1);
+    char *raw = fuzz_cstring(data, size);
     if (raw == NULL)
         return 0;
-    memcpy(raw, data, size);
-    raw[size] = '\0';
     struct uri u;
     if (uri_parse(raw, &u) == LKV_OK && u.route == ROUTE_KEY) {
         const char *why;
