@@ -147,6 +147,14 @@ class Cluster:
         except OSError:
             return False
 
+    def serves(self, port):
+        """True when the lazykvd on port answers /health with 200; False
+        when it refuses or drops the connection (e.g. at max_connections)."""
+        try:
+            return self.request("GET", "/health", port=port).status == 200
+        except OSError:
+            return False
+
     @staticmethod
     def stop_extra(proc):
         proc.terminate()
