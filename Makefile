@@ -22,7 +22,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate render stats handlers server lazykvd
+DAEMON    = uri negotiate render stats readbatch handlers server lazykvd
 ADMIN     = admin antientropy
 SYNC      = sync lazykv_sync
 
@@ -108,7 +108,7 @@ build/bench/loader: bench/loader.c
 bench:
 	@tools/deps.sh bench
 	@$(MAKE) --no-print-directory all build/bench/mhd_fixed build/bench/loader
-	@python3 bench/bench.py $(if $(QUICK),--quick)
+	@python3 bench/bench.py $(if $(QUICK),--quick) $(if $(ONLY),--only "$(ONLY)")
 
 # ---- sanitizers, lint ------------------------------------------------------
 ASAN_OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

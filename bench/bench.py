@@ -9,7 +9,7 @@ etcd. Each measurement is repeated (median, min-max). Everything listens on
 lazykv's test mode (test_ databases) in a directory of its own, so a
 benchmark can never touch real data.
 
-usage: bench/bench.py [--quick] [--out DIR]
+usage: bench/bench.py [--quick] [--out DIR] [--threads N] [--only "lazy GET,point select"]
 """
 import argparse
 import base64
@@ -149,6 +149,13 @@ class Lazykv:
     def sql(self, i, q):
         return self.cluster.sql(i, q)
 
+    def db_reads(self):
+        """(reads, statements) from lazykvd's /metrics: their ratio is the
+        mean number of GETs answered by one statement (read batching)."""
+        body = self.cluster.request("GET", "/metrics").body.decode()
+        get = lambda name: int(re.search(r"(?m)^%s (\d+)$" % name, body).group(1))
+        return get("lazykv_db_reads_total"), get("lazykv_db_read_statements_total")
+
     def preload(self):
         # 100k keys of 100 bytes on every partition, as if already synced.
         for i in range(self.cluster.n):
@@ -211,7 +218,14 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--threads", type=int, default=32)
+    ap.add_argument("--only", default="",
+                    help="comma-separated parts of workload names: run just those "
+                         "(no large-value, connection or sync sections; for profiling)")
     args = ap.parse_args()
+    only = [o.strip() for o in args.only.split(",") if o.strip()]
+
+    def wanted(name):
+        return not only or any(o.lower() in name.lower() for o in only)
     quick = args.quick
     concs = [64] if quick else [16, 64, 256]
     runs = 1 if quick else 3
@@ -240,9 +254,13 @@ def main():
         mhd_port = harness.free_port()
         start([os.path.join(ROOT, "build", "bench", "mhd_fixed"), str(mhd_port), str(args.threads)])
         wait_port(mhd_port)
-        log("starting webdis+redis and etcd (preloading %d keys each)" % KEYS)
-        webdis = start_webdis(work)
-        etcd, etcd_data = start_etcd(work)
+        webdis = etcd = None
+        if wanted("webdis GET") or wanted("webdis SET"):
+            log("starting webdis+redis (preloading %d keys)" % KEYS)
+            webdis = start_webdis(work)
+        if wanted("etcd range") or wanted("etcd put"):
+            log("starting etcd (preloading %d keys)" % KEYS)
+            etcd, etcd_data = start_etcd(work)
 
         table = {}
         workloads = [
@@ -260,14 +278,26 @@ def main():
             ("etcd put", lambda c: wrk(etcd, "etcd_range.lua", c, secs, {"BENCH_ETCD": "put"})),
         ]
         for name, fn in workloads:
+            if not wanted(name):
+                continue
             table[name] = {}
             for c in concs:
+                reads0 = lk.db_reads()
                 r = repeat(lambda: fn(c), runs)
+                reads1 = lk.db_reads()
+                statements = reads1[1] - reads0[1]
+                if statements > 0:
+                    r["reads_per_statement"] = (reads1[0] - reads0[0]) / statements
+                    log("%s c=%d: %.2f reads per statement" % (name, c, r["reads_per_statement"]))
                 table[name][c] = r
                 log("%-34s c=%-3d %9.0f req/s (%.0f-%.0f)  p50 %s ms  p99 %s ms  errors %d"
                     % (name, c, r["rps"], r["min"], r["max"], r["p50"], r["p99"], r["errors"]))
         results["throughput"] = table
 
+        if only:
+            results["throughput"] = table
+            print(json.dumps(table, indent=1))
+            return 0
         # p99 of lazy GETs at half the peak rate
         # wrk's delay() has 1 ms steps: enough connections that each waits
         # at least 5 ms between requests keeps the pacing close to the rate.

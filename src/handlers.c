@@ -195,6 +195,21 @@ static int precond_valid(const struct precond *pc)
 
 /* ---- reads --------------------------------------------------------------- */
 
+/* Reads key from partition p: a read of the value goes through the
+ * partition's batcher, so that concurrent reads share one statement. */
+static enum lkv_status read_at(struct worker *w, int p, const struct uri *u, int want_value,
+                               struct record *rec)
+{
+    int statements = 1;
+    enum lkv_status st =
+        want_value && w->srv->readers
+            ? read_batcher_get(&w->srv->readers[p], &w->conn[p], rec, &statements)
+            : store_get(&w->conn[p], u->key, u->key_len, want_value, rec);
+    stats_add(&w->stats, db_reads_total, 1);
+    stats_add(&w->stats, db_read_statements_total, statements);
+    return st;
+}
+
 /* Reads key from a random partition, failing over to the next ones when a
  * partition is down. *served is the partition that answered. */
 static enum lkv_status read_any(struct worker *w, const struct uri *u, int want_value,
@@ -207,7 +222,7 @@ static enum lkv_status read_any(struct worker *w, const struct uri *u, int want_
         int p = (start + i) % n;
         if (pconn_backing_off(&w->conn[p]))
             continue;
-        st = store_get(&w->conn[p], u->key, u->key_len, want_value, rec);
+        st = read_at(w, p, u, want_value, rec);
         *served = p;
         if (st != LKV_EUNAVAIL)
             return st;
@@ -224,7 +239,7 @@ static enum lkv_status read_key(struct worker *w, const struct uri *u, int want_
     if (!u->canonical)
         return read_any(w, u, want_value, rec, served);
     *served = placement_master(u->key, u->key_len, w->n);
-    return store_get(&w->conn[*served], u->key, u->key_len, want_value, rec);
+    return read_at(w, *served, u, want_value, rec);
 }
 
 /* Releases the client library's buffers after a large value. */

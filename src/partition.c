@@ -59,6 +59,21 @@ static void remember_failure(struct pconn *c, unsigned err, const char *msg)
     snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
 }
 
+static void start_backoff(struct pconn *c)
+{
+    c->failed_at_us = version_now_us();
+    c->retry_at_us = c->failed_at_us + PCONN_BACKOFF_US;
+}
+
+void pconn_share_fault(struct pconn *c)
+{
+    if (c->in_txn)
+        return; /* its own statement will tell */
+    remember_failure(c, CR_SERVER_LOST, "a connection of another thread to this partition failed");
+    pconn_close(c);
+    start_backoff(c);
+}
+
 static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
 {
     const struct lkv_partition_conf *p = c->conf;
@@ -91,8 +106,7 @@ static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
         remember_failure(c, mysql_errno(m), mysql_error(m));
         log_warn("partition %d (%s): cannot connect: %s", c->index, p->name, mysql_error(m));
         mysql_close(m);
-        c->failed_at_us = version_now_us();
-        c->retry_at_us = c->failed_at_us + PCONN_BACKOFF_US;
+        start_backoff(c);
         return NULL;
     }
     c->retry_at_us = 0;
@@ -216,8 +230,7 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt)
         /* A statement handle is owned by the cache or by the caller; only
          * the cached ones are closed here. */
         pconn_close(c);
-        c->failed_at_us = version_now_us();
-        c->retry_at_us = c->failed_at_us + PCONN_BACKOFF_US;
+        start_backoff(c);
         return LKV_EUNAVAIL;
     }
     log_error("partition %d (%s): unexpected error %u: %s", c->index, c->conf->name, err, msg);

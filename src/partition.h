@@ -80,6 +80,13 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt);
 /* 1 when the last failure was a deadlock or lock conflict worth retrying. */
 int pconn_is_retryable(const struct pconn *c);
 
+/* Closes c and puts it in back-off as if its own statement had met the
+ * connection fault that another thread's connection to the same partition
+ * just met: for reads answered by that thread's statement (readbatch.h), so
+ * that a dead or hung partition costs one timeout, not one per waiting
+ * thread. Does nothing inside a transaction. */
+void pconn_share_fault(struct pconn *c);
+
 /* 1 when c is in its back-off period (recently failed), else 0. */
 int pconn_backing_off(const struct pconn *c);
 

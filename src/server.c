@@ -336,6 +336,17 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
         log_error("out of memory");
         return -1;
     }
+    srv->readers = calloc((size_t)cfg->partitions, sizeof(*srv->readers));
+    if (srv->readers == NULL) {
+        log_error("out of memory");
+        return -1;
+    }
+    for (; srv->nreaders < cfg->partitions; srv->nreaders++) {
+        if (read_batcher_init(&srv->readers[srv->nreaders], cfg->read_batch) != 0) {
+            log_error("pthread_mutex_init failed");
+            return -1;
+        }
+    }
     if (pthread_key_create(&srv->worker_key, worker_free) != 0) {
         log_error("pthread_key_create failed");
         return -1;
@@ -403,4 +414,9 @@ void server_stop(struct lkv_server *srv)
     store_sql_free(&srv->sql);
     free(srv->health);
     srv->health = NULL;
+    for (int i = 0; i < srv->nreaders; i++)
+        read_batcher_destroy(&srv->readers[i]);
+    free(srv->readers);
+    srv->readers = NULL;
+    srv->nreaders = 0;
 }

@@ -4,8 +4,9 @@
  * struct lkv_server is the only process-wide state of lazykvd. It is filled
  * before the daemon starts and read-only while it runs; per-thread state
  * (database connections, a random generator) lives in struct worker, one per
- * MHD pool thread, reached through a pthread key. No lock is taken on the
- * request path.
+ * MHD pool thread, reached through a pthread key. The one lock on the
+ * request path is a partition's read batcher's (readbatch.h), held only to
+ * queue and hand over reads, never across a database call.
  */
 #ifndef LKV_SERVER_H
 #define LKV_SERVER_H
@@ -16,6 +17,7 @@
 
 #include "config.h"
 #include "partition.h"
+#include "readbatch.h"
 #include "stats.h"
 #include "store.h"
 
@@ -30,6 +32,8 @@ struct lkv_server {
     pthread_mutex_t workers_lock; /* guards the workers list (not the request path) */
     struct worker *workers;       /* ref: every live worker, for /metrics */
     struct partition_health *health; /* owned: one per partition, shared by workers */
+    struct read_batcher *readers; /* owned: one per partition, shared by workers */
+    int nreaders;                 /* of them initialised */
 };
 
 /* Per-thread state. Created on a thread's first request, freed when the

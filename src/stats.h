@@ -21,7 +21,9 @@
     X(http_responses_4xx_total, "responses with a 4xx status (client errors)")     \
     X(http_responses_5xx_total, "responses with a 5xx status (server or backend)") \
     X(value_bytes_in_total, "value bytes received by writes")                      \
-    X(value_bytes_out_total, "value bytes sent by reads")
+    X(value_bytes_out_total, "value bytes sent by reads")                          \
+    X(db_reads_total, "key reads from a partition (GET, HEAD)")                   \
+    X(db_read_statements_total, "statements that answered them (batched reads share one)")
 
 struct stats {
 #define STATS_FIELD(name, help) atomic_uint_fast64_t name;

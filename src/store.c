@@ -22,6 +22,8 @@
     " seq = IF(VALUES(version) > version, 0, seq)," \
     " version = GREATEST(version, VALUES(version))"
 
+_Static_assert(ST_COUNT <= PCONN_MAX_STMTS, "a connection caches every statement");
+
 /* "@T" stands for the table name. No request data is ever placed here. */
 static const char *const templates[] = {
     [ST_GET] = "SELECT v, ctype, version, deleted FROM `@T` WHERE k = ?",
@@ -57,6 +59,7 @@ static const char *const templates[] = {
                    " WHERE seq = ? AND k > ? ORDER BY k LIMIT ?",
     [ST_NEXT_EPOCH] = "SELECT MIN(seq) FROM `@T` WHERE seq > ?",
     [ST_APPLY_MULTI] = NULL, /* built by build_apply_multi() */
+    /* ST_GET_MANY..: built by build_get_many() */
     [ST_TOMBSTONES] = "SELECT k, version, seq FROM `@T` FORCE INDEX (by_tombstone)"
                       " WHERE deleted = 1 AND version < ? AND seq > 0 LIMIT ?",
     [ST_PURGE] = "DELETE FROM `@T` WHERE k = ? AND deleted = 1 AND version <= ?",
@@ -113,12 +116,39 @@ char *store_sql_expand(const char *tmpl, const char *table)
     return buf_steal(&b, NULL);
 }
 
+/* The ST_GET_MANY statement for 2 << which keys. */
+static char *build_get_many(const char *table, int which)
+{
+    struct buf b = BUF_INIT;
+    int rc = buf_puts(&b, "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN (");
+    for (int i = 0; i < (2 << which) && rc == 0; i++)
+        rc = buf_puts(&b, i ? ", ?" : "?");
+    if (rc == 0)
+        rc = buf_puts(&b, ")");
+    char *tmpl = rc == 0 ? buf_steal(&b, NULL) : NULL;
+    buf_free(&b);
+    char *text = tmpl ? store_sql_expand(tmpl, table) : NULL;
+    free(tmpl);
+    return text;
+}
+
+/* The statement id reading n keys (2..STORE_GET_MANY_MAX), and its width. */
+static int get_many_id(int n, int *width)
+{
+    int which = 0;
+    while ((2 << which) < n)
+        which++;
+    *width = 2 << which;
+    return ST_GET_MANY + which;
+}
+
 int store_sql_build(struct store_sql *sql, const char *table)
 {
     memset(sql, 0, sizeof(*sql));
     int n = ST_COUNT;
     for (int i = 0; i < n; i++) {
         sql->text[i] = i == ST_APPLY_MULTI ? build_apply_multi(table)
+                       : i >= ST_GET_MANY  ? build_get_many(table, i - ST_GET_MANY)
                                            : store_sql_expand(templates[i], table);
         if (sql->text[i] == NULL) {
             store_sql_free(sql);
@@ -268,6 +298,104 @@ enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int 
 out:
     finish(c, want_value ? ST_GET : ST_HEAD);
     return st;
+}
+
+/* Fills every out[i] (and st[i]) asking for the row's key (key, klen) from
+ * the current row of s, whose value column 1 is vlen bytes long. 0, or -1
+ * when out of memory or the value cannot be fetched (*fail set). */
+static int get_many_fill(struct pconn *c, MYSQL_STMT *s, const char *key, unsigned long klen,
+                         unsigned long vlen, const struct record *row, struct record *out,
+                         enum lkv_status *st, int n, enum lkv_status *fail)
+{
+    char *first = NULL; /* the value fetched for the first match */
+    for (int i = 0; i < n; i++) {
+        if (out[i].key_len != klen || memcmp(out[i].key, key, klen) != 0)
+            continue;
+        memcpy(out[i].ctype, row->ctype, sizeof(out[i].ctype));
+        out[i].version = row->version;
+        out[i].deleted = row->deleted;
+        out[i].value_len = vlen;
+        if (row->deleted)
+            continue;
+        out[i].value = malloc(vlen + 1);
+        if (out[i].value == NULL)
+            return *fail = LKV_ENOMEM, -1;
+        if (first) {
+            memcpy(out[i].value, first, vlen);
+        } else if (vlen > 0) {
+            MYSQL_BIND vb;
+            bind_out(&vb, MYSQL_TYPE_BLOB, out[i].value, vlen + 1, &vlen);
+            if (mysql_stmt_fetch_column(s, &vb, 1, 0) != 0) {
+                free(out[i].value);
+                out[i].value = NULL;
+                return *fail = pconn_fail(c, s), -1;
+            }
+        }
+        out[i].value[vlen] = '\0';
+        first = out[i].value;
+        st[i] = LKV_OK;
+    }
+    return 0;
+}
+
+void store_get_many(struct pconn *c, struct record *out, enum lkv_status *st, int n)
+{
+    int width, id = get_many_id(n, &width);
+    enum lkv_status fail;
+    MYSQL_STMT *s = pconn_stmt(c, id, &fail);
+    MYSQL_BIND p[STORE_GET_MANY_MAX], r[5];
+    unsigned long plen[STORE_GET_MANY_MAX];
+    for (int i = 0; i < n; i++) {
+        st[i] = LKV_ENOTFOUND;
+        out[i].value = NULL;
+        out[i].version = 0;
+    }
+    if (s == NULL)
+        goto failed;
+    for (int i = 0; i < width; i++) {
+        const struct record *q = &out[i < n ? i : n - 1];
+        bind_blob(&p[i], q->key, q->key_len, &plen[i]);
+    }
+    if ((fail = run(c, s, p)) != LKV_OK)
+        goto failed;
+
+    char key[STORE_KEY_MAX + 1];
+    unsigned long klen = 0, vlen = 0, clen = 0;
+    struct record row;
+    memset(&row, 0, sizeof(row));
+    bind_out(&r[0], MYSQL_TYPE_BLOB, key, sizeof(key) - 1, &klen);
+    bind_out(&r[1], MYSQL_TYPE_BLOB, NULL, 0, &vlen);
+    bind_out(&r[2], MYSQL_TYPE_STRING, row.ctype, sizeof(row.ctype) - 1, &clen);
+    bind_u64(&r[3], &row.version);
+    bind_int(&r[4], &row.deleted);
+    if (mysql_stmt_bind_result(s, r) != 0) {
+        fail = pconn_fail(c, s);
+        goto failed;
+    }
+    int rc;
+    /* MYSQL_DATA_TRUNCATED is expected: each value is fetched on its own. */
+    while ((rc = mysql_stmt_fetch(s)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+        if (klen > STORE_KEY_MAX)
+            continue; /* longer than any key asked for */
+        row.ctype[clen < sizeof(row.ctype) ? clen : sizeof(row.ctype) - 1] = '\0';
+        if (get_many_fill(c, s, key, klen, vlen, &row, out, st, n, &fail) != 0)
+            goto failed_after_rows;
+    }
+    if (rc == 1) {
+        fail = pconn_fail(c, s);
+        goto failed_after_rows;
+    }
+    finish(c, id);
+    return;
+failed_after_rows:
+    for (int i = 0; i < n; i++) {
+        free(out[i].value);
+        out[i].value = NULL;
+    }
+    finish(c, id);
+failed:
+    for (int i = 0; i < n; i++)
+        st[i] = fail;
 }
 
 /* The single-statement set: INSERT ... ON DUPLICATE KEY UPDATE. */

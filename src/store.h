@@ -57,8 +57,13 @@ enum store_stmt {
     ST_VERIFY_TOP,   /* live-row digest per 2-hex-digit hash bucket */
     ST_VERIFY_SUB,   /* the same per 4-digit bucket, within one top bucket */
     ST_VERIFY_ROWS,  /* key, version, deleted, value digest in one 4-digit bucket */
-    ST_COUNT
+    ST_GET_MANY,     /* key and ST_GET's columns for 2 keys; ST_GET_MANY + i for 2 << i */
+    ST_COUNT = ST_GET_MANY + 4
 };
+
+/* Keys read at once by store_get_many, at most; the statements come in
+ * powers of two from 2 up to this (a batch is padded with its last key). */
+#define STORE_GET_MANY_MAX 16
 
 /* The texts of all statements for one table name. Read-only once built. */
 struct store_sql {
@@ -90,6 +95,13 @@ struct record {
  * tombstone's version, or 0). */
 enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int want_value,
                           struct record *out);
+
+/* Reads out[i].key for i < n (1 <= n <= STORE_GET_MANY_MAX) in one
+ * statement. Each st[i] is then what store_get(want_value = 1) would have
+ * returned for it, with out[i] filled the same way (value malloc'd). The
+ * same key may appear more than once. On a failure of the statement, every
+ * st[i] is that failure and nothing is allocated. */
+void store_get_many(struct pconn *c, struct record *out, enum lkv_status *st, int n);
 
 /* A precondition checked under the row lock before a write: cur is the
  * current live row or NULL when absent or deleted. Returns LKV_OK to go on,

@@ -412,6 +412,63 @@ def test_metrics_count_every_response(c):
     assert delta == {"lazykv_http_requests_total": 5, "lazykv_http_responses_2xx_total": 3,
                      "lazykv_http_responses_3xx_total": 0, "lazykv_http_responses_4xx_total": 2,
                      "lazykv_http_responses_5xx_total": 0, "lazykv_value_bytes_in_total": 5,
-                     "lazykv_value_bytes_out_total": 5}, delta
+                     "lazykv_value_bytes_out_total": 5, "lazykv_db_reads_total": 2,
+                     "lazykv_db_read_statements_total": 2}, delta
     assert after["lazykv_http_connections"] >= 1
     assert c.request("POST", "/metrics", b"").status == 405
+
+
+def test_concurrent_reads_share_statements_and_stay_exact(c):
+    """GETs of one partition waiting at the same time are answered by one
+    statement ([server] read_batch): every reply must still be exactly its
+    own key's, whatever else was in the statement (the same key twice, a
+    missing key, a tombstone, a value past the client library's 1 MiB)."""
+    keys = {}
+    for i in range(24):
+        k = "batch/%d" % i
+        v = os.urandom(i * 37) + k.encode()
+        ctype = "application/x-batch-%d" % i
+        assert c.request("POST", path(k), v, {"Content-Type": ctype}).status == 201
+        keys[k] = (v, ctype)
+    big = os.urandom((1 << 20) + 17)
+    assert c.request("POST", path("batch/big"), big).status == 201
+    keys["batch/big"] = (big, "application/octet-stream")
+    empty = "batch/empty"
+    assert c.request("POST", path(empty), b"", {"Content-Type": "text/plain"}).status == 201
+    keys[empty] = (b"", "text/plain")
+    assert c.request("POST", path("batch/gone"), b"x").status == 201
+    assert c.request("DELETE", path("batch/gone", True)).status == 200
+    keys["batch/gone"] = None
+    keys["batch/never"] = None
+    assert c.sync().returncode == 0
+    names = sorted(keys)
+
+    before = metrics(c)
+    failures = []
+    done = []
+
+    def reader(seed):
+        for j in range(60):
+            k = names[(seed * 7 + j * (seed + 1)) % len(names)]
+            r = c.request("GET", path(k, canonical=j % 2 == 0))
+            want = keys[k]
+            if want is None:
+                ok = r.status == 404
+            else:
+                ok = (r.status == 200 and r.body == want[0]
+                      and r.header("Content-Type") == want[1])
+            if not ok:
+                failures.append((k, r.status, len(r.body)))
+            done.append(k)
+    threads = [threading.Thread(target=reader, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = metrics(c)
+    assert failures == [] and len(done) == 8 * 60, failures[:5]
+    reads = after["lazykv_db_reads_total"] - before["lazykv_db_reads_total"]
+    statements = after["lazykv_db_read_statements_total"] - before["lazykv_db_read_statements_total"]
+    print("api: %d concurrent reads answered by %d statements" % (reads, statements))
+    assert reads == 8 * 60, reads
+    assert 0 < statements < reads, (statements, reads)
