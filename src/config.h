@@ -14,7 +14,7 @@
 
 #define CONFIG_MAX_PARTITIONS 64
 #define CONFIG_MAX_KEY_LENGTH 3072 /* InnoDB's limit for an index key */
-#define CONFIG_MAX_READ_BATCH 16   /* keys per batched read statement */
+#define CONFIG_MAX_BATCH 16        /* requests per grouped statement (batcher.h) */
 #define CONFIG_TEST_PREFIX "test_"
 
 struct lkv_partition_conf {
@@ -48,7 +48,7 @@ struct lkv_config {
     int   threads;              /* resolved: 0 in the file means one per core */
     int   max_connections;
     int   connection_timeout;   /* idle seconds before a client is dropped */
-    int   read_batch;           /* GETs of one partition sent as one statement, at most */
+    int   batch;                /* concurrent requests to a partition in one statement, at most */
     char *log_level;            /* owned: error|warn|info|debug */
 
     /* [sync] */

@@ -202,8 +202,7 @@ static enum lkv_status read_at(struct worker *w, int p, const struct uri *u, int
 {
     int statements = 1;
     enum lkv_status st =
-        want_value && w->srv->readers
-            ? read_batcher_get(&w->srv->readers[p], &w->conn[p], rec, &statements)
+        want_value ? batcher_get(&w->srv->readers[p], &w->conn[p], rec, &statements)
             : store_get(&w->conn[p], u->key, u->key_len, want_value, rec);
     stats_add(&w->stats, db_reads_total, 1);
     stats_add(&w->stats, db_read_statements_total, statements);
@@ -349,9 +348,11 @@ static int replicate(struct worker *w, int master, const struct record *rec)
     for (int p = 0; p < w->n; p++) {
         if (p == master || pconn_backing_off(&w->conn[p]))
             continue;
-        if (store_apply(&w->conn[p], rec) == LKV_OK)
+        int statements = 1;
+        if (batcher_apply(&w->srv->appliers[p], &w->conn[p], rec, &statements) == LKV_OK)
             written++;
-        after_transfer(w, p, rec->value_len);
+        stats_add(&w->stats, db_copies_total, 1);
+        stats_add(&w->stats, db_copy_statements_total, statements);
     }
     return written;
 }

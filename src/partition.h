@@ -19,7 +19,7 @@
 #include "config.h"
 #include "lkv.h"
 
-#define PCONN_MAX_STMTS 32
+#define PCONN_MAX_STMTS 40
 
 /* What the threads of one process know about a partition, shared: when any
  * of them last connected to it. A thread in back-off tries again at once
@@ -82,7 +82,7 @@ int pconn_is_retryable(const struct pconn *c);
 
 /* Closes c and puts it in back-off as if its own statement had met the
  * connection fault that another thread's connection to the same partition
- * just met: for reads answered by that thread's statement (readbatch.h), so
+ * just met: for reads answered by that thread's statement (batcher.h), so
  * that a dead or hung partition costs one timeout, not one per waiting
  * thread. Does nothing inside a transaction. */
 void pconn_share_fault(struct pconn *c);

@@ -337,12 +337,19 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
         return -1;
     }
     srv->readers = calloc((size_t)cfg->partitions, sizeof(*srv->readers));
-    if (srv->readers == NULL) {
+    srv->appliers = calloc((size_t)cfg->partitions, sizeof(*srv->appliers));
+    if (srv->readers == NULL || srv->appliers == NULL) {
         log_error("out of memory");
         return -1;
     }
-    for (; srv->nreaders < cfg->partitions; srv->nreaders++) {
-        if (read_batcher_init(&srv->readers[srv->nreaders], cfg->read_batch) != 0) {
+    for (; srv->nbatchers < cfg->partitions; srv->nbatchers++) {
+        int i = srv->nbatchers;
+        if (batcher_init(&srv->readers[i], cfg->batch) != 0) {
+            log_error("pthread_mutex_init failed");
+            return -1;
+        }
+        if (batcher_init(&srv->appliers[i], cfg->batch) != 0) {
+            batcher_destroy(&srv->readers[i]);
             log_error("pthread_mutex_init failed");
             return -1;
         }
@@ -414,9 +421,12 @@ void server_stop(struct lkv_server *srv)
     store_sql_free(&srv->sql);
     free(srv->health);
     srv->health = NULL;
-    for (int i = 0; i < srv->nreaders; i++)
-        read_batcher_destroy(&srv->readers[i]);
+    for (int i = 0; i < srv->nbatchers; i++) {
+        batcher_destroy(&srv->readers[i]);
+        batcher_destroy(&srv->appliers[i]);
+    }
     free(srv->readers);
-    srv->readers = NULL;
-    srv->nreaders = 0;
+    free(srv->appliers);
+    srv->readers = srv->appliers = NULL;
+    srv->nbatchers = 0;
 }

@@ -5,8 +5,8 @@
  * before the daemon starts and read-only while it runs; per-thread state
  * (database connections, a random generator) lives in struct worker, one per
  * MHD pool thread, reached through a pthread key. The one lock on the
- * request path is a partition's read batcher's (readbatch.h), held only to
- * queue and hand over reads, never across a database call.
+ * request path is a partition's batchers' (batcher.h), held only to queue
+ * and hand over requests, never across a database call.
  */
 #ifndef LKV_SERVER_H
 #define LKV_SERVER_H
@@ -17,7 +17,7 @@
 
 #include "config.h"
 #include "partition.h"
-#include "readbatch.h"
+#include "batcher.h"
 #include "stats.h"
 #include "store.h"
 
@@ -32,8 +32,9 @@ struct lkv_server {
     pthread_mutex_t workers_lock; /* guards the workers list (not the request path) */
     struct worker *workers;       /* ref: every live worker, for /metrics */
     struct partition_health *health; /* owned: one per partition, shared by workers */
-    struct read_batcher *readers; /* owned: one per partition, shared by workers */
-    int nreaders;                 /* of them initialised */
+    struct batcher *readers;      /* owned: one per partition, shared by workers */
+    struct batcher *appliers;     /* owned: the same, for canonical writes' copies */
+    int nbatchers;                /* partitions whose two batchers are initialised */
 };
 
 /* Per-thread state. Created on a thread's first request, freed when the

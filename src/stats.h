@@ -23,7 +23,9 @@
     X(value_bytes_in_total, "value bytes received by writes")                      \
     X(value_bytes_out_total, "value bytes sent by reads")                          \
     X(db_reads_total, "key reads from a partition (GET, HEAD)")                   \
-    X(db_read_statements_total, "statements that answered them (batched reads share one)")
+    X(db_read_statements_total, "statements that answered them (batched reads share one)") \
+    X(db_copies_total, "copies of canonical writes sent to other partitions")     \
+    X(db_copy_statements_total, "statements that wrote them (batched copies share one)")
 
 struct stats {
 #define STATS_FIELD(name, help) atomic_uint_fast64_t name;

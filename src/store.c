@@ -58,8 +58,7 @@ static const char *const templates[] = {
     [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq FROM `@T` FORCE INDEX (by_seq)"
                    " WHERE seq = ? AND k > ? ORDER BY k LIMIT ?",
     [ST_NEXT_EPOCH] = "SELECT MIN(seq) FROM `@T` WHERE seq > ?",
-    [ST_APPLY_MULTI] = NULL, /* built by build_apply_multi() */
-    /* ST_GET_MANY..: built by build_get_many() */
+    /* ST_APPLY_MULTI, ST_GET_MANY.., ST_APPLY_MANY..: build_statement() */
     [ST_TOMBSTONES] = "SELECT k, version, seq FROM `@T` FORCE INDEX (by_tombstone)"
                       " WHERE deleted = 1 AND version < ? AND seq > 0 LIMIT ?",
     [ST_PURGE] = "DELETE FROM `@T` WHERE k = ? AND deleted = 1 AND version <= ?",
@@ -84,16 +83,17 @@ static const char *const templates[] = {
                   " version = GREATEST(version, VALUES(version))",
 };
 
-/* The multi-row form of ST_APPLY: the same text for every run, with
- * STORE_APPLY_CHUNK groups of placeholders. */
-static char *build_apply_multi(const char *table)
+/* head, then count copies of group separated by ", ", then tail, with "@T"
+ * expanded: the multi-row statements (ST_APPLY_MULTI, ST_GET_MANY...). */
+static char *build_repeated(const char *table, const char *head, const char *group, int count,
+                            const char *tail)
 {
     struct buf b = BUF_INIT;
-    int rc = buf_puts(&b, "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES ");
-    for (int i = 0; i < STORE_APPLY_CHUNK && rc == 0; i++)
-        rc = buf_puts(&b, i ? ", (?, ?, ?, ?, ?, 0)" : "(?, ?, ?, ?, ?, 0)");
+    int rc = buf_puts(&b, head);
+    for (int i = 0; i < count && rc == 0; i++)
+        rc = (i ? buf_puts(&b, ", ") : 0) || buf_puts(&b, group);
     if (rc == 0)
-        rc = buf_puts(&b, APPLY_UPDATE_CLAUSE);
+        rc = buf_puts(&b, tail);
     char *tmpl = rc == 0 ? buf_steal(&b, NULL) : NULL;
     buf_free(&b);
     char *text = tmpl ? store_sql_expand(tmpl, table) : NULL;
@@ -101,6 +101,22 @@ static char *build_apply_multi(const char *table)
     return text;
 }
 
+#define APPLY_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES "
+#define APPLY_ROW "(?, ?, ?, ?, ?, 0)"
+#define GET_MANY_HEAD "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN ("
+
+/* The text of statement id, for the ones not in templates[]. */
+static char *build_statement(const char *table, int id)
+{
+    if (id == ST_APPLY_MULTI)
+        return build_repeated(table, APPLY_HEAD, APPLY_ROW, STORE_APPLY_CHUNK, APPLY_UPDATE_CLAUSE);
+    if (id >= ST_APPLY_MANY)
+        return build_repeated(table, APPLY_HEAD, APPLY_ROW, 2 << (id - ST_APPLY_MANY),
+                              APPLY_UPDATE_CLAUSE);
+    if (id >= ST_GET_MANY)
+        return build_repeated(table, GET_MANY_HEAD, "?", 2 << (id - ST_GET_MANY), ")");
+    return store_sql_expand(templates[id], table);
+}
 
 char *store_sql_expand(const char *tmpl, const char *table)
 {
@@ -116,30 +132,15 @@ char *store_sql_expand(const char *tmpl, const char *table)
     return buf_steal(&b, NULL);
 }
 
-/* The ST_GET_MANY statement for 2 << which keys. */
-static char *build_get_many(const char *table, int which)
-{
-    struct buf b = BUF_INIT;
-    int rc = buf_puts(&b, "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN (");
-    for (int i = 0; i < (2 << which) && rc == 0; i++)
-        rc = buf_puts(&b, i ? ", ?" : "?");
-    if (rc == 0)
-        rc = buf_puts(&b, ")");
-    char *tmpl = rc == 0 ? buf_steal(&b, NULL) : NULL;
-    buf_free(&b);
-    char *text = tmpl ? store_sql_expand(tmpl, table) : NULL;
-    free(tmpl);
-    return text;
-}
-
-/* The statement id reading n keys (2..STORE_GET_MANY_MAX), and its width. */
-static int get_many_id(int n, int *width)
+/* The id of the statement of base's family (ST_GET_MANY, ST_APPLY_MANY)
+ * for n rows (2..STORE_MANY_MAX), and its width in rows. */
+static int many_id(int base, int n, int *width)
 {
     int which = 0;
     while ((2 << which) < n)
         which++;
     *width = 2 << which;
-    return ST_GET_MANY + which;
+    return base + which;
 }
 
 int store_sql_build(struct store_sql *sql, const char *table)
@@ -147,9 +148,7 @@ int store_sql_build(struct store_sql *sql, const char *table)
     memset(sql, 0, sizeof(*sql));
     int n = ST_COUNT;
     for (int i = 0; i < n; i++) {
-        sql->text[i] = i == ST_APPLY_MULTI ? build_apply_multi(table)
-                       : i >= ST_GET_MANY  ? build_get_many(table, i - ST_GET_MANY)
-                                           : store_sql_expand(templates[i], table);
+        sql->text[i] = build_statement(table, i);
         if (sql->text[i] == NULL) {
             store_sql_free(sql);
             return -1;
@@ -340,11 +339,11 @@ static int get_many_fill(struct pconn *c, MYSQL_STMT *s, const char *key, unsign
 
 void store_get_many(struct pconn *c, struct record *out, enum lkv_status *st, int n)
 {
-    int width, id = get_many_id(n, &width);
+    int width, id = many_id(ST_GET_MANY, n, &width);
     enum lkv_status fail;
     MYSQL_STMT *s = pconn_stmt(c, id, &fail);
-    MYSQL_BIND p[STORE_GET_MANY_MAX], r[5];
-    unsigned long plen[STORE_GET_MANY_MAX];
+    MYSQL_BIND p[STORE_MANY_MAX], r[5];
+    unsigned long plen[STORE_MANY_MAX];
     for (int i = 0; i < n; i++) {
         st[i] = LKV_ENOTFOUND;
         out[i].value = NULL;
@@ -870,20 +869,43 @@ static void bind_record(MYSQL_BIND *p, const struct record *rec, unsigned long *
     bind_int(&p[4], deleted);
 }
 
-/* Applies rows [from, from + STORE_APPLY_CHUNK) of b in one statement. */
-static enum lkv_status apply_chunk(struct pconn *c, const struct batch *b, size_t from)
+_Static_assert(STORE_MANY_MAX <= STORE_APPLY_CHUNK, "apply_rows() binds any multi-row apply");
+
+/* Runs multi-row apply statement id for its width rows (the caller pads). */
+static enum lkv_status apply_rows(struct pconn *c, int id, const struct record *const *row,
+                                  int width)
 {
     enum lkv_status st;
-    MYSQL_STMT *s = pconn_stmt(c, ST_APPLY_MULTI, &st);
+    MYSQL_STMT *s = pconn_stmt(c, id, &st);
     if (s == NULL)
         return st;
     MYSQL_BIND p[STORE_APPLY_CHUNK * 5];
     unsigned long lens[STORE_APPLY_CHUNK * 3];
     uint64_t versions[STORE_APPLY_CHUNK];
     int deleted[STORE_APPLY_CHUNK];
-    for (size_t i = 0; i < STORE_APPLY_CHUNK; i++)
-        bind_record(&p[i * 5], &b->rec[from + i], &lens[i * 3], &versions[i], &deleted[i]);
+    for (int i = 0; i < width; i++)
+        bind_record(&p[i * 5], row[i], &lens[i * 3], &versions[i], &deleted[i]);
     return run(c, s, p);
+}
+
+/* Applies rows [from, from + STORE_APPLY_CHUNK) of b in one statement. */
+static enum lkv_status apply_chunk(struct pconn *c, const struct batch *b, size_t from)
+{
+    const struct record *row[STORE_APPLY_CHUNK];
+    for (int i = 0; i < STORE_APPLY_CHUNK; i++)
+        row[i] = &b->rec[from + (size_t)i];
+    return apply_rows(c, ST_APPLY_MULTI, row, STORE_APPLY_CHUNK);
+}
+
+enum lkv_status store_apply_many(struct pconn *c, const struct record *const *rec, int n)
+{
+    if (n == 1)
+        return store_apply(c, rec[0]);
+    const struct record *row[STORE_MANY_MAX];
+    int width, id = many_id(ST_APPLY_MANY, n, &width);
+    for (int i = 0; i < width; i++)
+        row[i] = rec[i < n ? i : n - 1];
+    return apply_rows(c, id, row, width);
 }
 
 enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
@@ -895,8 +917,13 @@ enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
     size_t i = 0;
     for (; st == LKV_OK && i + STORE_APPLY_CHUNK <= b->n; i += STORE_APPLY_CHUNK)
         st = apply_chunk(target, b, i);
-    for (; st == LKV_OK && i < b->n; i++)
-        st = store_apply(target, &b->rec[i]);
+    while (st == LKV_OK && i < b->n) {
+        const struct record *rest[STORE_MANY_MAX];
+        int n = 0;
+        for (; i < b->n && n < STORE_MANY_MAX; i++)
+            rest[n++] = &b->rec[i];
+        st = store_apply_many(target, rest, n);
+    }
     MYSQL_STMT *s = st == LKV_OK ? pconn_stmt(target, ST_WM_SET, &st) : NULL;
     if (s) {
         const struct record *last = &b->rec[b->n - 1];

@@ -58,12 +58,14 @@ enum store_stmt {
     ST_VERIFY_SUB,   /* the same per 4-digit bucket, within one top bucket */
     ST_VERIFY_ROWS,  /* key, version, deleted, value digest in one 4-digit bucket */
     ST_GET_MANY,     /* key and ST_GET's columns for 2 keys; ST_GET_MANY + i for 2 << i */
-    ST_COUNT = ST_GET_MANY + 4
+    ST_APPLY_MANY = ST_GET_MANY + 4, /* ST_APPLY for 2 rows; + i for 2 << i */
+    ST_COUNT = ST_APPLY_MANY + 4
 };
 
-/* Keys read at once by store_get_many, at most; the statements come in
- * powers of two from 2 up to this (a batch is padded with its last key). */
-#define STORE_GET_MANY_MAX 16
+/* Rows read or written at once by store_get_many and store_apply_many, at
+ * most; their statements come in powers of two from 2 up to this (a batch
+ * is padded with its last row: a repeated key is read or applied once). */
+#define STORE_MANY_MAX 16
 
 /* The texts of all statements for one table name. Read-only once built. */
 struct store_sql {
@@ -96,7 +98,7 @@ struct record {
 enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int want_value,
                           struct record *out);
 
-/* Reads out[i].key for i < n (1 <= n <= STORE_GET_MANY_MAX) in one
+/* Reads out[i].key for i < n (1 <= n <= STORE_MANY_MAX) in one
  * statement. Each st[i] is then what store_get(want_value = 1) would have
  * returned for it, with out[i] filled the same way (value malloc'd). The
  * same key may appear more than once. On a failure of the statement, every
@@ -126,6 +128,9 @@ enum lkv_status store_write(struct pconn *c, const struct record *rec, uint64_t 
  * version is higher than the stored one, so replays and reorderings are
  * no-ops. The row is marked as a copy (seq = 0). */
 enum lkv_status store_apply(struct pconn *c, const struct record *rec);
+
+/* store_apply for rec[0..n), 1 <= n <= STORE_MANY_MAX, in one statement. */
+enum lkv_status store_apply_many(struct pconn *c, const struct record *const *rec, int n);
 
 /* Calls fn for each live key >= lower (and < upper unless upper is NULL), in
  * bytewise order, at most limit keys. fn returns 0 to go on, 1 to stop. */

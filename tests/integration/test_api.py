@@ -413,14 +413,24 @@ def test_metrics_count_every_response(c):
                      "lazykv_http_responses_3xx_total": 0, "lazykv_http_responses_4xx_total": 2,
                      "lazykv_http_responses_5xx_total": 0, "lazykv_value_bytes_in_total": 5,
                      "lazykv_value_bytes_out_total": 5, "lazykv_db_reads_total": 2,
-                     "lazykv_db_read_statements_total": 2}, delta
+                     "lazykv_db_read_statements_total": 2, "lazykv_db_copies_total": 0,
+                     "lazykv_db_copy_statements_total": 0}, delta
     assert after["lazykv_http_connections"] >= 1
     assert c.request("POST", "/metrics", b"").status == 405
 
 
+def run_threads(fn, n):
+    """Runs fn(0) .. fn(n - 1) in n threads at once; returns when all end."""
+    threads = [threading.Thread(target=fn, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_concurrent_reads_share_statements_and_stay_exact(c):
     """GETs of one partition waiting at the same time are answered by one
-    statement ([server] read_batch): every reply must still be exactly its
+    statement ([server] batch): every reply must still be exactly its
     own key's, whatever else was in the statement (the same key twice, a
     missing key, a tombstone, a value past the client library's 1 MiB)."""
     keys = {}
@@ -460,11 +470,7 @@ def test_concurrent_reads_share_statements_and_stay_exact(c):
             if not ok:
                 failures.append((k, r.status, len(r.body)))
             done.append(k)
-    threads = [threading.Thread(target=reader, args=(s,)) for s in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(reader, 8)
     after = metrics(c)
     assert failures == [] and len(done) == 8 * 60, failures[:5]
     reads = after["lazykv_db_reads_total"] - before["lazykv_db_reads_total"]
@@ -472,3 +478,39 @@ def test_concurrent_reads_share_statements_and_stay_exact(c):
     print("api: %d concurrent reads answered by %d statements" % (reads, statements))
     assert reads == 8 * 60, reads
     assert 0 < statements < reads, (statements, reads)
+
+
+def test_concurrent_canonical_writes_share_statements_and_reach_every_partition(c):
+    """The copies that canonical writes send to one partition at the same
+    time go as one multi-row statement ([server] batch): each must still
+    land whole, with its own version, and the newest write of a key must win
+    on every partition (the version rule, whatever order the copies went in)."""
+    before = metrics(c)
+    last = {}           # key -> (version, value) of its newest acknowledged write
+    lock = threading.Lock()
+    failures = []
+
+    def writer(seed):
+        for j in range(30):
+            k = "cbatch/%d" % ((seed * 30 + j) % 40)   # 40 keys, each written 6 times
+            v = os.urandom(seed * 50 + j) + b"/%d/%d" % (seed, j)
+            r = c.request("POST", path(k, True), v)
+            if r.status != 201 or r.header("X-Lazykv-Replicas") != "3/3":
+                failures.append((k, r.status, r.header("X-Lazykv-Replicas")))
+                continue
+            version = r.json()["version"]
+            with lock:
+                if k not in last or last[k][0] < version:
+                    last[k] = (version, v)
+    run_threads(writer, 8)
+    after = metrics(c)
+    assert failures == [], failures[:5]
+    assert len(last) == 40
+    for i in range(c.n):
+        for k, (version, v) in last.items():
+            assert c.row(i, k) == (v, version, 0), (i, k)
+    copies = after["lazykv_db_copies_total"] - before["lazykv_db_copies_total"]
+    statements = after["lazykv_db_copy_statements_total"] - before["lazykv_db_copy_statements_total"]
+    print("api: %d concurrent copies written by %d statements" % (copies, statements))
+    assert copies == 8 * 30 * (c.n - 1), copies
+    assert 0 < statements < copies, (statements, copies)
