@@ -149,12 +149,14 @@ class Lazykv:
     def sql(self, i, q):
         return self.cluster.sql(i, q)
 
-    def db_reads(self):
-        """(reads, statements) from lazykvd's /metrics: their ratio is the
-        mean number of GETs answered by one statement (read batching)."""
+    def db_batches(self):
+        """{"reads": (n, statements), "copies": (n, statements)} from the
+        main lazykvd's /metrics: n / statements is the mean number of
+        requests one statement served (batching, see src/batcher.h)."""
         body = self.cluster.request("GET", "/metrics").body.decode()
-        get = lambda name: int(re.search(r"(?m)^%s (\d+)$" % name, body).group(1))
-        return get("lazykv_db_reads_total"), get("lazykv_db_read_statements_total")
+        get = lambda name: int(re.search(r"(?m)^lazykv_%s (\d+)$" % name, body).group(1))
+        return {"reads": (get("db_reads_total"), get("db_read_statements_total")),
+                "copies": (get("db_copies_total"), get("db_copy_statements_total"))}
 
     def preload(self):
         # 100k keys of 100 bytes on every partition, as if already synced.
@@ -251,6 +253,11 @@ def main():
               "--mysql-user=lazykv", "--mysql-password=secret", "--mysql-db=test_store_1"]
         subprocess.run(["sysbench", "oltp_point_select"] + sb + ["--tables=1",
                         "--table-size=%d" % KEYS, "prepare"], capture_output=True, check=True)
+        # The same lazykvd without batching ([server] batch = 1), beside
+        # the batching one: what grouping statements gains, in this run.
+        unbatched, unbatched_port, _ = lk.cluster.extra_kvd({"batch": 1})
+        procs.append(unbatched)
+        unbatched_url = "http://127.0.0.1:%d" % unbatched_port
         mhd_port = harness.free_port()
         start([os.path.join(ROOT, "build", "bench", "mhd_fixed"), str(mhd_port), str(args.threads)])
         wait_port(mhd_port)
@@ -269,6 +276,8 @@ def main():
             ("90/10 GET/POST", lambda c: wrk(url, "mix.lua", c, secs)),
             ("lazy POST", lambda c: wrk(url, "post.lua", c, secs)),
             ("canonical POST", lambda c: wrk(url, "post.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
+            ("lazy GET, batch = 1", lambda c: wrk(unbatched_url, "get.lua", c, secs)),
+            ("canonical POST, batch = 1", lambda c: wrk(unbatched_url, "post.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
             ("MariaDB point select (sysbench)", lambda c: sysbench(["oltp_point_select"] + sb, c, secs)),
             ("MariaDB upsert (sysbench)", lambda c: sysbench([os.path.join(ROOT, "bench", "sysbench_upsert.lua")] + sb, c, secs)),
             ("MHD fixed 100 B", lambda c: wrk("http://127.0.0.1:%d" % mhd_port, "get.lua", c, secs)),
@@ -282,13 +291,15 @@ def main():
                 continue
             table[name] = {}
             for c in concs:
-                reads0 = lk.db_reads()
+                before = lk.db_batches()
                 r = repeat(lambda: fn(c), runs)
-                reads1 = lk.db_reads()
-                statements = reads1[1] - reads0[1]
-                if statements > 0:
-                    r["reads_per_statement"] = (reads1[0] - reads0[0]) / statements
-                    log("%s c=%d: %.2f reads per statement" % (name, c, r["reads_per_statement"]))
+                after = lk.db_batches()
+                for kind in ("reads", "copies"):
+                    n = after[kind][0] - before[kind][0]
+                    statements = after[kind][1] - before[kind][1]
+                    if statements > 0 and "batch = 1" not in name:
+                        r[kind + "_per_statement"] = n / statements
+                        log("%s c=%d: %.2f %s per statement" % (name, c, n / statements, kind))
                 table[name][c] = r
                 log("%-34s c=%-3d %9.0f req/s (%.0f-%.0f)  p50 %s ms  p99 %s ms  errors %d"
                     % (name, c, r["rps"], r["min"], r["max"], r["p50"], r["p99"], r["errors"]))

@@ -106,8 +106,21 @@ def main():
               "connections): p50 %.2f ms, p99 %.2f ms." % (h["target_rps"], h["rps"],
                                                            h.get("connections", 16), h["p50"] or -1,
                                                            h["p99"] or -1), "",
-              "![throughput](throughput.png)", "", "![latency](latency.png)", "",
-              "## Large values", ""]
+              "![throughput](throughput.png)", "", "![latency](latency.png)", ""]
+    t = r["throughput"]
+    if "lazy GET, batch = 1" in t:
+        lines += ["## Batching", "",
+                  "The same workloads against a second lazykvd on the same cluster with "
+                  "`[server] batch = 1` (a statement per request), at c=64:", ""]
+        for name, kind in (("lazy GET", "reads"), ("canonical POST", "copies")):
+            with_b, without = t[name][64], t[name + ", batch = 1"][64]
+            per = with_b.get(kind + "_per_statement")
+            lines.append("- %s: %.0f req/s batched vs %.0f unbatched: **%.2f x**; p99 %s vs %s ms%s"
+                         % (name, with_b["rps"], without["rps"], ratio(with_b["rps"], without["rps"]),
+                            with_b.get("p99"), without.get("p99"),
+                            "; %.2f %s per statement" % (per, kind) if per else ""))
+        lines.append("")
+    lines += ["## Large values", ""]
     lg = r["large"]
     for size in ("1 MiB", "16 MiB"):
         lines.append("- %s: POST %.0f MB/s, GET %.0f MB/s" % (size, lg[size]["post_MBps"], lg[size]["get_MBps"]))
