@@ -409,6 +409,7 @@ def sync_bench(lk, quick):
     t0 = time.monotonic()
     r = lk.cluster.sync()
     pass_s = time.monotonic() - t0
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
     copied = int(re.search(rb"total rows=(\d+)", r.stdout).group(1))
     res = {"changed_rows": per * 3, "copied_rows": copied, "pass_ms": pass_s * 1000,
            "rows_per_s": copied / pass_s}

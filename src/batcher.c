@@ -22,9 +22,10 @@ typedef void (*batch_run_fn)(struct pconn *c, struct batch_job **jobs, int n);
 
 _Static_assert(CONFIG_MAX_BATCH <= STORE_MANY_MAX, "[server] batches fit a statement");
 
-int batcher_init(struct batcher *b, int max)
+int batcher_init(struct batcher *b, int max, size_t max_bytes)
 {
     memset(b, 0, sizeof(*b));
+    b->max_bytes = max_bytes;
     b->max = max < 1 ? 1 : max > STORE_MANY_MAX ? STORE_MANY_MAX : max;
     return pthread_mutex_init(&b->lock, NULL) == 0 ? 0 : -1;
 }
@@ -45,11 +46,17 @@ static void enqueue(struct batcher *b, struct batch_job *job)
     b->tail = job;
 }
 
-/* Moves up to b->max queued jobs into jobs. Under b->lock. */
+/* Moves up to b->max queued jobs (and b->max_bytes) into jobs. Under
+ * b->lock. */
 static int take_batch(struct batcher *b, struct batch_job **jobs)
 {
     int n = 0;
+    size_t bytes = 0;
     while (b->head && n < b->max) {
+        size_t len = b->head->rec->value_len;
+        if (b->max_bytes && n > 0 && bytes + len > b->max_bytes)
+            break;
+        bytes += len;
         jobs[n++] = b->head;
         b->head = b->head->next;
     }

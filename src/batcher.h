@@ -34,11 +34,13 @@ struct batcher {
     struct batch_job *head, *tail; /* queued, not yet taken by a runner */
     int running;                   /* a statement is in flight */
     int max;                       /* requests per statement, 1..STORE_MANY_MAX */
+    size_t max_bytes;              /* their value bytes, at most; 0: not counted */
 };
 
-/* Sets b up for statements of at most max requests. 0, or -1 when the lock
- * cannot be created. */
-int batcher_init(struct batcher *b, int max);
+/* Sets b up for statements of at most max requests, and (unless max_bytes
+ * is 0) at most max_bytes of their records' values, a bigger one alone. 0,
+ * or -1 when the lock cannot be created. */
+int batcher_init(struct batcher *b, int max, size_t max_bytes);
 void batcher_destroy(struct batcher *b);
 
 /* Reads rec->key (rec->key_len) with its value, as store_get(c, ..., 1,

@@ -344,11 +344,13 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
     }
     for (; srv->nbatchers < cfg->partitions; srv->nbatchers++) {
         int i = srv->nbatchers;
-        if (batcher_init(&srv->readers[i], cfg->batch) != 0) {
+        /* A read's size is unknown before it runs; each row of a result is
+         * its own packet, so reads are not counted. Copies are. */
+        if (batcher_init(&srv->readers[i], cfg->batch, 0) != 0) {
             log_error("pthread_mutex_init failed");
             return -1;
         }
-        if (batcher_init(&srv->appliers[i], cfg->batch) != 0) {
+        if (batcher_init(&srv->appliers[i], cfg->batch, STORE_MANY_BYTES) != 0) {
             batcher_destroy(&srv->readers[i]);
             log_error("pthread_mutex_init failed");
             return -1;

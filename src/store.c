@@ -908,11 +908,10 @@ enum lkv_status store_apply_many(struct pconn *c, const struct record *const *re
     return apply_rows(c, id, row, width);
 }
 
-enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
-                                  const char *source_id)
+/* One attempt of store_apply_batch: a transaction, committed or rolled back. */
+static enum lkv_status apply_batch_once(struct pconn *target, const struct batch *b,
+                                        const char *source_id)
 {
-    if (b->n == 0)
-        return LKV_OK;
     enum lkv_status st = pconn_begin(target);
     size_t i = 0;
     for (; st == LKV_OK && i + STORE_APPLY_CHUNK <= b->n; i += STORE_APPLY_CHUNK)
@@ -920,8 +919,13 @@ enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
     while (st == LKV_OK && i < b->n) {
         const struct record *rest[STORE_MANY_MAX];
         int n = 0;
-        for (; i < b->n && n < STORE_MANY_MAX; i++)
+        size_t bytes = 0;
+        for (; i < b->n && n < STORE_MANY_MAX; i++) {
+            if (n > 0 && bytes + b->rec[i].value_len > STORE_MANY_BYTES)
+                break;
+            bytes += b->rec[i].value_len;
             rest[n++] = &b->rec[i];
+        }
         st = store_apply_many(target, rest, n);
     }
     MYSQL_STMT *s = st == LKV_OK ? pconn_stmt(target, ST_WM_SET, &st) : NULL;
@@ -939,6 +943,23 @@ enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
         st = pconn_commit(target);
     else
         pconn_rollback(target);
+    return st;
+}
+
+enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
+                                  const char *source_id)
+{
+    if (b->n == 0)
+        return LKV_OK;
+    /* InnoDB may pick this transaction as a deadlock victim (against the
+     * stamping of the same partition, or lazykvd's writes): it was rolled
+     * back whole, so it is simply run again. */
+    enum lkv_status st = LKV_EUNAVAIL;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        st = apply_batch_once(target, b, source_id);
+        if (st != LKV_EUNAVAIL || !pconn_is_retryable(target))
+            break;
+    }
     return st;
 }
 

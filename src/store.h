@@ -67,6 +67,11 @@ enum store_stmt {
  * is padded with its last row: a repeated key is read or applied once). */
 #define STORE_MANY_MAX 16
 
+/* Value bytes one multi-row write statement carries, at most (a row bigger
+ * than this goes alone): the statement must stay under the server's
+ * max_allowed_packet whatever the values, and memory bounded. */
+#define STORE_MANY_BYTES (4u << 20)
+
 /* The texts of all statements for one table name. Read-only once built. */
 struct store_sql {
     char *text[PCONN_MAX_STMTS]; /* owned */
@@ -129,7 +134,8 @@ enum lkv_status store_write(struct pconn *c, const struct record *rec, uint64_t 
  * no-ops. The row is marked as a copy (seq = 0). */
 enum lkv_status store_apply(struct pconn *c, const struct record *rec);
 
-/* store_apply for rec[0..n), 1 <= n <= STORE_MANY_MAX, in one statement. */
+/* store_apply for rec[0..n), 1 <= n <= STORE_MANY_MAX, in one statement;
+ * the caller keeps their values within STORE_MANY_BYTES (or n at 1). */
 enum lkv_status store_apply_many(struct pconn *c, const struct record *const *rec, int n);
 
 /* Calls fn for each live key >= lower (and < upper unless upper is NULL), in

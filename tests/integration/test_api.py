@@ -1,4 +1,5 @@
 """The HTTP API of lazykvd: routes, codes, headers and bytes (issue 2)."""
+import hashlib
 import json
 import os
 import re
@@ -514,3 +515,23 @@ def test_concurrent_canonical_writes_share_statements_and_reach_every_partition(
     print("api: %d concurrent copies written by %d statements" % (copies, statements))
     assert copies == 8 * 30 * (c.n - 1), copies
     assert 0 < statements < copies, (statements, copies)
+
+    # Large values at once: together they are past MariaDB's 64 MiB packet
+    # limit, so they must not share a statement.
+    big = {}
+
+    def big_writer(i):
+        k, v = "cbatch/big/%d" % i, os.urandom(12 << 20)
+        r = c.request("POST", path(k, True), v, timeout=120)
+        if r.status != 201 or r.header("X-Lazykv-Replicas") != "3/3":
+            failures.append((k, r.status, r.header("X-Lazykv-Replicas")))
+        else:
+            big[k] = (v, r.json()["version"])
+    run_threads(big_writer, 6)
+    assert failures == [], failures
+    for i in range(c.n):
+        for k, (v, version) in big.items():
+            # compared by digest: the mariadb client cannot fetch 24 MiB of hex
+            got = c.sql(i, "SELECT MD5(v), LENGTH(v), version, deleted FROM data "
+                           "WHERE k = UNHEX('%s')" % k.encode().hex())
+            assert got == [[hashlib.md5(v).hexdigest(), str(len(v)), str(version), "0"]], (i, k)
