@@ -13,15 +13,16 @@ ports=$(bin/lazykvd -c "$CONFIG" -t | awk '/^port = / { print $3 }' | tr '\n' ' 
 root_flag=""
 [ "$(id -u)" -eq 0 ] && root_flag="--allow-root"
 
+parent=$PPID  # make, when started by `make run`
 sync_pid="" kvd_pid=""
 cleanup() {
-  trap - INT TERM EXIT
+  trap - INT TERM HUP EXIT
   echo "lazykv: stopping" >&2
   [ -n "$kvd_pid" ] && kill -TERM "$kvd_pid" 2>/dev/null && wait "$kvd_pid" 2>/dev/null || true
   [ -n "$sync_pid" ] && kill -TERM "$sync_pid" 2>/dev/null && wait "$sync_pid" 2>/dev/null || true
   tools/cluster.sh stop "$VAR/cluster"
 }
-trap cleanup INT TERM EXIT
+trap cleanup INT TERM HUP EXIT
 
 # shellcheck disable=SC2086
 tools/cluster.sh start "$VAR/cluster" $ports
@@ -31,4 +32,10 @@ sync_pid=$!
 echo "lazykv: sync running (log: $VAR/sync.log); Ctrl-C stops everything" >&2
 bin/lazykvd -c "$CONFIG" $root_flag &
 kvd_pid=$!
-wait "$kvd_pid" || true
+# Until lazykvd exits, or whoever started this script does: Ctrl-C in a
+# terminal reaches every process of the group, but a signal sent to make
+# alone would leave this script and its servers running.
+while kill -0 "$kvd_pid" 2>/dev/null && kill -0 "$parent" 2>/dev/null; do
+  sleep 1 & wait $! || true
+done
+wait "$kvd_pid" 2>/dev/null || true
