@@ -241,12 +241,6 @@ static enum lkv_status read_key(struct worker *w, const struct uri *u, int want_
     return read_at(w, *served, u, want_value, rec);
 }
 
-/* Releases the client library's buffers after a large value. */
-static void after_transfer(struct worker *w, int partition, size_t bytes)
-{
-    pconn_after_transfer(&w->conn[partition], bytes);
-}
-
 static json_t *value_doc(const struct record *rec, int markup)
 {
     const char *kenc, *venc;
@@ -274,9 +268,9 @@ static void handle_get(struct worker *w, struct request *req, struct reply *rep)
     struct record rec;
     int served = 0;
     int head = req->method == M_HEAD;
+    /* A value read went through a batcher, which released the client
+     * library's buffers of whichever connection carried it. */
     enum lkv_status st = read_key(w, u, !head, &rec, &served);
-    if (st == LKV_OK && !head)
-        after_transfer(w, served, rec.value_len);
     if (st != LKV_OK) {
         reply_status(req, rep, st,
                      st == LKV_ENOTFOUND ? "no such key"
@@ -388,7 +382,7 @@ static void handle_write(struct worker *w, struct request *req, struct reply *re
     enum lkv_status st = store_write(&w->conn[master], &rec, version_now_us(),
                                      req->method == M_PUT, has_pc ? precond_check : NULL, &pc,
                                      &res);
-    after_transfer(w, master, rec.value_len);
+    pconn_after_transfer(&w->conn[master], rec.value_len);
     if (st != LKV_OK) {
         reply_status(req, rep, st,
                      st == LKV_ENOTFOUND ? "no such key"

@@ -82,7 +82,7 @@ int pconn_is_retryable(const struct pconn *c);
 
 /* Closes c and puts it in back-off as if its own statement had met the
  * connection fault that another thread's connection to the same partition
- * just met: for reads answered by that thread's statement (batcher.h), so
+ * just met: for requests answered by that thread's statement (batcher.h), so
  * that a dead or hung partition costs one timeout, not one per waiting
  * thread. Does nothing inside a transaction. */
 void pconn_share_fault(struct pconn *c);
