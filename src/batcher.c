@@ -186,12 +186,11 @@ static void run_apply(struct pconn *c, struct batch_job **jobs, int n)
      * order): a copy lost here would only wait for the next sync pass, but
      * the client was promised every reachable partition. */
     qsort(rec, (size_t)n, sizeof(const struct record *), by_key);
-    enum lkv_status st = LKV_EUNAVAIL;
-    for (int attempt = 0; attempt < 3; attempt++) {
+    enum lkv_status st;
+    int attempt = 0;
+    do
         st = store_apply_many(c, rec, n);
-        if (st != LKV_EUNAVAIL || !pconn_is_retryable(c))
-            break;
-    }
+    while (st == LKV_EUNAVAIL && pconn_retry_deadlock(c, attempt++));
     for (int i = 0; i < n; i++)
         jobs[i]->st = st;
     pconn_after_transfer(c, bytes);

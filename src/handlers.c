@@ -379,9 +379,12 @@ static void handle_write(struct worker *w, struct request *req, struct reply *re
     int master = placement_master(u->key, u->key_len, w->n);
     int has_pc = pc.if_match || pc.if_none_match;
     struct write_result res;
+    pthread_mutex_t *order = keylock_of(&w->srv->keylocks, master, u->key, u->key_len);
+    pthread_mutex_lock(order);
     enum lkv_status st = store_write(&w->conn[master], &rec, version_now_us(),
                                      req->method == M_PUT, has_pc ? precond_check : NULL, &pc,
                                      &res);
+    pthread_mutex_unlock(order);
     pconn_after_transfer(&w->conn[master], rec.value_len);
     if (st != LKV_OK) {
         reply_status(req, rep, st,
@@ -401,7 +404,7 @@ static void handle_write(struct worker *w, struct request *req, struct reply *re
     unsigned status;
     const char *result;
     if (is_delete) {
-        status = u->canonical && written == w->n ? 200 : 202;
+        status = 202; /* how many partitions hold it: X-Lazykv-Replicas */
         result = "deleted";
     } else if (req->method == M_PUT && !res.created) {
         status = 200;

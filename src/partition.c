@@ -8,6 +8,7 @@
 #include <mysqld_error.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "version.h"
@@ -21,6 +22,12 @@ void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
     c->test_mode = cfg->test_mode;
     c->sql = sql;
     c->nsql = nsql < PCONN_MAX_STMTS ? nsql : PCONN_MAX_STMTS;
+    c->rng = version_now_us() ^ ((uint64_t)(uintptr_t)c << 17) ^ 0x9e3779b97f4a7c15ULL;
+}
+
+void pconn_count_deadlocks(struct pconn *c, atomic_uint_fast64_t *counter)
+{
+    c->deadlock_retries = counter;
 }
 
 void pconn_close(struct pconn *c)
@@ -208,7 +215,9 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt)
     const char *msg = stmt ? mysql_stmt_error(stmt) : (c->mysql ? mysql_error(c->mysql) : "");
     remember_failure(c, err, msg);
     switch (err) {
-    case ER_LOCK_DEADLOCK:
+    case ER_LOCK_DEADLOCK: /* retried by the caller: pconn_retry_deadlock */
+        log_debug("partition %d: %s", c->index, msg);
+        return LKV_EUNAVAIL;
     case ER_LOCK_WAIT_TIMEOUT:
         log_info("partition %d: %s", c->index, msg);
         return LKV_EUNAVAIL;
@@ -243,9 +252,23 @@ void pconn_after_transfer(struct pconn *c, size_t bytes)
         pconn_close(c);
 }
 
-int pconn_is_retryable(const struct pconn *c)
+int pconn_retry_deadlock(struct pconn *c, int attempt)
 {
-    return c->last_errno == ER_LOCK_DEADLOCK;
+    int deadlock = c->last_errno == ER_LOCK_DEADLOCK;
+    c->last_errno = 0; /* consumed: a later failure of another kind is not retried */
+    if (!deadlock || attempt + 1 >= PCONN_DEADLOCK_ATTEMPTS)
+        return 0;
+    if (c->deadlock_retries)
+        atomic_fetch_add_explicit(c->deadlock_retries, 1, memory_order_relaxed);
+    uint64_t x = c->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c->rng = x;
+    unsigned max_us = 1000u << (attempt < 6 ? attempt : 6);
+    struct timespec pause = {0, (long)(x % max_us) * 1000L};
+    nanosleep(&pause, NULL);
+    return 1;
 }
 
 enum lkv_status pconn_ping(struct pconn *c)

@@ -47,6 +47,8 @@ struct pconn {
     uint64_t last_used_us;                    /* when a statement last ran */
     unsigned last_errno;                      /* of the last failure */
     char last_error[256];                     /* of the last failure */
+    uint64_t rng;                             /* xorshift64 state: retry jitter */
+    atomic_uint_fast64_t *deadlock_retries;   /* ref: counter, or NULL */
 };
 
 /* Initialises c for partition index of cfg; connects nothing yet. sql is a
@@ -77,8 +79,21 @@ MYSQL_STMT *pconn_stmt(struct pconn *c, int id, enum lkv_status *st);
  * timeouts and missing schema, LKV_EINTERNAL for anything unexpected. */
 enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt);
 
-/* 1 when the last failure was a deadlock or lock conflict worth retrying. */
-int pconn_is_retryable(const struct pconn *c);
+/* Attempts a transaction or statement gets when InnoDB picks it as a
+ * deadlock victim. */
+#define PCONN_DEADLOCK_ATTEMPTS 10
+
+/* Called after attempt (0-based) of a write failed with LKV_EUNAVAIL: 1 when
+ * the failure was InnoDB choosing it as a deadlock victim and attempts are
+ * left. InnoDB rolled the victim back whole, so the caller runs it again, as
+ * if it had arrived later. Before returning 1 it counts the retry (see
+ * pconn_count_deadlocks) and sleeps a random pause of up to 2^attempt ms
+ * (at most 64 ms), so that the writers that met do not meet again in step.
+ * A deadlock is contention, not a fault: it never puts c in back-off. */
+int pconn_retry_deadlock(struct pconn *c, int attempt);
+
+/* Makes pconn_retry_deadlock add each retry to *counter (ref). */
+void pconn_count_deadlocks(struct pconn *c, atomic_uint_fast64_t *counter);
 
 /* Closes c and puts it in back-off as if its own statement had met the
  * connection fault that another thread's connection to the same partition

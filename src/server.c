@@ -81,6 +81,7 @@ struct worker *server_worker(struct lkv_server *srv)
     for (int i = 0; i < n; i++) {
         pconn_init(&w->conn[i], srv->cfg, i, (const char *const *)srv->sql.text, srv->sql.count);
         pconn_share_health(&w->conn[i], &srv->health[i]);
+        pconn_count_deadlocks(&w->conn[i], &w->stats.db_deadlock_retries_total);
     }
     pthread_mutex_lock(&srv->workers_lock);
     w->next = srv->workers;
@@ -356,6 +357,10 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
             return -1;
         }
     }
+    if (keylocks_init(&srv->keylocks, cfg->partitions) != 0) {
+        log_error("out of memory");
+        return -1;
+    }
     if (pthread_key_create(&srv->worker_key, worker_free) != 0) {
         log_error("pthread_key_create failed");
         return -1;
@@ -421,6 +426,7 @@ void server_stop(struct lkv_server *srv)
         srv->worker_key_set = 0;
     }
     store_sql_free(&srv->sql);
+    keylocks_destroy(&srv->keylocks);
     free(srv->health);
     srv->health = NULL;
     for (int i = 0; i < srv->nbatchers; i++) {

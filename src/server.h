@@ -18,6 +18,7 @@
 #include "config.h"
 #include "partition.h"
 #include "batcher.h"
+#include "keylock.h"
 #include "stats.h"
 #include "store.h"
 
@@ -35,6 +36,7 @@ struct lkv_server {
     struct batcher *readers;      /* owned: one per partition, shared by workers */
     struct batcher *appliers;     /* owned: the same, for canonical writes' copies */
     int nbatchers;                /* partitions whose two batchers are initialised */
+    struct keylocks keylocks;     /* owned: orders writes of a key (keylock.h) */
 };
 
 /* Per-thread state. Created on a thread's first request, freed when the

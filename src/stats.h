@@ -25,7 +25,8 @@
     X(db_reads_total, "key reads from a partition (GET, HEAD)")                   \
     X(db_read_statements_total, "statements that answered them (batched reads share one)") \
     X(db_copies_total, "copies of canonical writes sent to other partitions")     \
-    X(db_copy_statements_total, "statements that wrote them (batched copies share one)")
+    X(db_copy_statements_total, "statements that wrote them (batched copies share one)") \
+    X(db_deadlock_retries_total, "writes run again after InnoDB chose them as a deadlock victim")
 
 struct stats {
 #define STATS_FIELD(name, help) atomic_uint_fast64_t name;

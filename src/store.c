@@ -493,23 +493,33 @@ static enum lkv_status write_locked(struct pconn *c, const struct record *rec, u
     return st;
 }
 
-enum lkv_status store_write(struct pconn *c, const struct record *rec, uint64_t now_us,
-                            int need_created, store_check_fn check, void *arg,
-                            struct write_result *result)
+/* One attempt of store_write. */
+static enum lkv_status write_once(struct pconn *c, const struct record *rec, uint64_t now_us,
+                                  int need_created, store_check_fn check, void *arg,
+                                  struct write_result *result)
 {
     result->created = 1;
     if (check == NULL && !need_created) {
         return rec->deleted ? write_delete(c, rec, now_us, &result->version)
                             : write_set(c, rec, now_us, &result->version);
     }
-    /* Two writers locking a missing key's gap can deadlock; InnoDB picks a
-     * victim at once, and the retry then sees the other's row. */
-    enum lkv_status st = LKV_EUNAVAIL;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        st = write_locked(c, rec, now_us, check, arg, result);
-        if (st != LKV_EUNAVAIL || !pconn_is_retryable(c))
-            break;
-    }
+    return write_locked(c, rec, now_us, check, arg, result);
+}
+
+enum lkv_status store_write(struct pconn *c, const struct record *rec, uint64_t now_us,
+                            int need_created, store_check_fn check, void *arg,
+                            struct write_result *result)
+{
+    /* Writers of one key, or of keys in one gap of the index, can deadlock
+     * in InnoDB (a locking read of a missing key takes a gap lock, and two
+     * gap locks block each other's inserts; an upsert's duplicate check
+     * takes a next-key lock): the victim was rolled back whole, so it runs
+     * again and then sees the other's row. */
+    enum lkv_status st;
+    int attempt = 0;
+    do
+        st = write_once(c, rec, now_us, need_created, check, arg, result);
+    while (st == LKV_EUNAVAIL && pconn_retry_deadlock(c, attempt++));
     return st;
 }
 
@@ -954,12 +964,11 @@ enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
     /* InnoDB may pick this transaction as a deadlock victim (against the
      * stamping of the same partition, or lazykvd's writes): it was rolled
      * back whole, so it is simply run again. */
-    enum lkv_status st = LKV_EUNAVAIL;
-    for (int attempt = 0; attempt < 5; attempt++) {
+    enum lkv_status st;
+    int attempt = 0;
+    do
         st = apply_batch_once(target, b, source_id);
-        if (st != LKV_EUNAVAIL || !pconn_is_retryable(target))
-            break;
-    }
+    while (st == LKV_EUNAVAIL && pconn_retry_deadlock(target, attempt++));
     return st;
 }
 
