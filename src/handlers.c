@@ -266,21 +266,27 @@ static void handle_get(struct worker *w, struct request *req, struct reply *rep)
 {
     const struct uri *u = &req->uri;
     struct record rec;
-    int served = 0;
+    int served = -1;
     int head = req->method == M_HEAD;
-    /* A value read went through a batcher, which released the client
+    /* One read per request, and everything (preconditions, validators,
+     * length) judged on the record it returns: a lazy read of the same key
+     * twice could reach two partitions holding two versions. A HEAD reads
+     * the value too when a document may be chosen, whose length needs it.
+     * A value read went through a batcher, which released the client
      * library's buffers of whichever connection carried it. */
-    enum lkv_status st = read_key(w, u, !head, &rec, &served);
+    int want_value = !head || negotiate_document_possible(req->accept);
+    struct precond pc = {req->if_match, req->if_none_match};
+    if (!precond_valid(&pc)) {
+        memset(&rec, 0, sizeof(rec));
+        reply_status(req, rep, LKV_EBADREQ, "malformed If-Match or If-None-Match");
+        goto out;
+    }
+    enum lkv_status st = read_key(w, u, want_value, &rec, &served);
     if (st != LKV_OK) {
         reply_status(req, rep, st,
                      st == LKV_ENOTFOUND ? "no such key"
                      : st == LKV_EUNAVAIL ? "no partition holding the key is reachable"
                                           : "the read failed");
-        goto out;
-    }
-    struct precond pc = {req->if_match, req->if_none_match};
-    if (!precond_valid(&pc)) {
-        reply_status(req, rep, LKV_EBADREQ, "malformed If-Match or If-None-Match");
         goto out;
     }
     if (pc.if_match && precond_eval(&rec, &(struct precond){pc.if_match, NULL}) != LKV_OK) {
@@ -299,13 +305,11 @@ static void handle_get(struct worker *w, struct request *req, struct reply *rep)
                                     "or as JSON, XML, HTML or text");
         goto out;
     }
-    if (head && m != MEDIA_RAW) {
-        /* A document's length is only known once rendered: read the value. */
-        st = read_key(w, u, 1, &rec, &served);
-        if (st != LKV_OK) {
-            reply_status(req, rep, st, "the read failed");
-            goto out;
-        }
+    if (m != MEDIA_RAW && !want_value) {
+        /* negotiate_document_possible() said no document could be chosen. */
+        log_error("HEAD %s: a document was chosen without the value read", req->raw_uri);
+        reply_status(req, rep, LKV_EINTERNAL, "the representation could not be chosen");
+        goto out;
     }
     rep->status = 200;
     if (m == MEDIA_RAW) {
@@ -326,9 +330,12 @@ static void handle_get(struct worker *w, struct request *req, struct reply *rep)
             goto out;
     }
     add_validators(rep, rec.version);
-    reply_header(rep, "X-Lazykv-Partition", "%d", served);
     reply_header(rep, "Vary", "Accept");
 out:
+    /* Which partition answered, on every answer it decided (404, 304 and
+     * 412 included): lazy reads may differ by partition. */
+    if (served >= 0 && rep->status != 503)
+        reply_header(rep, "X-Lazykv-Partition", "%d", served);
     free(rec.value);
 }
 

@@ -21,6 +21,12 @@ enum media {
  * q-values the order of preference is raw, JSON, XML, HTML, text. */
 enum media negotiate_media(const char *accept, const char *raw_type);
 
+/* 0 when negotiate_media(accept, t) is MEDIA_RAW or MEDIA_NONE for every
+ * stored type t, so that a HEAD can be answered without reading the value;
+ * 1 when a document may be chosen (its length needs the value). May answer
+ * 1 where a document would not in fact win, never 0 where one would. */
+int negotiate_document_possible(const char *accept);
+
 /* The Content-Type sent for a document format (not MEDIA_RAW). */
 const char *negotiate_content_type(enum media m);
 

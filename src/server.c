@@ -386,7 +386,17 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
                   gai_strerror(rc));
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    /* poll(), not epoll: libmicrohttpd 0.9.75 registers connections for
+     * edge-triggered epoll without EPOLLRDHUP and takes a short recv() to
+     * mean the socket is drained (connection.c, recv_param_adapter). When a
+     * client's last bytes and its FIN arrive together, the one EPOLLIN edge
+     * is spent on the data, no edge ever comes for the FIN, and the
+     * connection (with its buffers) waits for connection_timeout: any client
+     * could pin descriptors and memory by starting uploads and hanging up.
+     * poll() is level-triggered: the next pass sees the FIN and MHD closes
+     * the connection at once, in every state. Its cost is a pass over the
+     * thread's connections per wake-up. */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
