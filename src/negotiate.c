@@ -137,14 +137,14 @@ static int offer_q(const char *accept, int m, const char *raw_type)
 {
     struct mtype offer;
     const char *t = m == MEDIA_RAW ? raw_type : doc_types[m];
-    if (split_type(t, strcspn(t, ";"), &offer) != 0)
-        split_type("application/octet-stream", 24, &offer);
+    if (split_type(t, strcspn(t, ";"), &offer) != 0 &&
+        split_type("application/octet-stream", 24, &offer) != 0)
+        return -1;
     int q = q_for(accept, &offer);
     /* text/xml is an alias many clients send for XML. */
     if (m == MEDIA_XML && strcasestr(accept, "text/xml") != NULL) {
         struct mtype alias;
-        split_type("text/xml", 8, &alias);
-        int qa = q_for(accept, &alias);
+        int qa = split_type("text/xml", 8, &alias) == 0 ? q_for(accept, &alias) : -1;
         if (qa > q)
             q = qa;
     }
