@@ -22,7 +22,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate render stats batcher keylock handlers server lazykvd
+DAEMON    = uri negotiate render stats kvsql dbconn prober lane worker kv handlers server lazykvd
 ADMIN     = admin antientropy
 SYNC      = sync lazykv_sync
 

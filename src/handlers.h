@@ -1,7 +1,9 @@
 /*
  * handlers.h -- what each route and method does: turns a parsed request into
- * a reply (status, headers, body). Knows nothing of libmicrohttpd: server.c
- * collects the request and sends the reply.
+ * a reply (status, headers, body), either at once (errors, /health,
+ * /metrics) or through a struct kv_op that a worker runs (kv.h), rendering
+ * its result. Knows nothing of libmicrohttpd: server.c collects the request,
+ * suspends it while its operation runs, and sends the reply.
  */
 #ifndef LKV_HANDLERS_H
 #define LKV_HANDLERS_H
@@ -10,26 +12,11 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "kv.h"
 #include "lkv.h"
-#include "server.h"
 #include "uri.h"
 
 enum method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER };
-
-struct request {
-    char *raw_uri;              /* owned: the request target as sent */
-    enum method method;
-    int begun;                  /* 1 after the first access-handler call */
-    struct uri uri;             /* owned contents */
-    enum lkv_status uri_status; /* result of uri_parse */
-    const char *accept;         /* ref: MHD's header storage, or NULL */
-    const char *if_match;       /* ref */
-    const char *if_none_match;  /* ref */
-    const char *content_type;   /* ref */
-    struct buf body;            /* owned: the uploaded value */
-    int too_large;              /* the body passed max_value_size: discarding */
-    unsigned long long discarded; /* bytes of it thrown away */
-};
 
 #define REPLY_MAX_HEADERS 8
 
@@ -48,12 +35,40 @@ struct reply {
     } header[REPLY_MAX_HEADERS];
 };
 
+struct lkv_server;
+
+struct request {
+    char *raw_uri;              /* owned: the request target as sent */
+    enum method method;
+    int begun;                  /* 1 after the first access-handler call */
+    struct uri uri;             /* owned contents */
+    enum lkv_status uri_status; /* result of uri_parse */
+    const char *accept;         /* ref: MHD's header storage, or NULL */
+    const char *if_match;       /* ref */
+    const char *if_none_match;  /* ref */
+    const char *content_type;   /* ref */
+    struct buf body;            /* owned: the uploaded value */
+    int too_large;              /* the body passed max_value_size: discarding */
+    unsigned long long discarded; /* bytes of it thrown away */
+    struct kv_op op;            /* owned contents: the work a worker does */
+    int dispatched;             /* op handed to a worker; the connection suspended */
+    struct reply reply;         /* owned: the answer to a dispatched op */
+    void *conn;                 /* ref: the MHD connection, while suspended */
+    struct lkv_server *srv;     /* ref */
+};
+
 /* Frees a request's owned parts (not the struct). */
 void request_free(struct request *req);
 
-/* Fills rep for req. Never fails: out-of-memory and backend faults become
- * 503 replies, bugs 500. */
-void handle_request(struct worker *w, struct request *req, struct reply *rep);
+/* Decides what req needs. Returns 0 with rep filled when the answer is known
+ * now; 1 when req->op is ready to run on a worker, after which
+ * handle_op_done() renders the answer. Never fails: out-of-memory and
+ * backend faults become 503 replies, bugs 500. */
+int handle_request(struct lkv_server *srv, struct request *req, struct reply *rep);
+
+/* Renders the reply of req once its operation has run (on the worker's
+ * thread). */
+void handle_op_done(struct request *req, struct reply *rep);
 
 /* A reply for a request that cannot be handled normally (status is 413,
  * 503, ...), with a problem document. */

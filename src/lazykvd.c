@@ -126,7 +126,9 @@ int main(int argc, char **argv)
         return 2;
     }
     warn_readable_password(cfg);
-    raise_fd_limit(cfg->max_connections + cfg->threads * cfg->partitions);
+    /* clients, the workers' lanes, the probers' connections, and spare */
+    raise_fd_limit(cfg->max_connections + cfg->threads * cfg->partitions * LANE_KINDS +
+                   2 * cfg->partitions + 64);
 
     /* Block the stop signals before MHD starts its threads, so they inherit
      * the mask and only sigwait() below ever sees them. */

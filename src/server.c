@@ -13,9 +13,17 @@
  *      (MHD 0.9.75 cannot queue a response in the middle of an upload), then
  *      answered 413; one that goes on past twice the limit is cut off by
  *      closing the connection.
- *   4. on_access, last call: handlers.c builds the reply; it is queued and
- *      the MHD response destroyed at once (MHD holds its own reference).
- *   5. on_completed: frees the request, whatever happened before.
+ *   4. on_access, last call: handlers.c answers at once, or prepares an
+ *      operation; then the connection is suspended and the operation handed
+ *      to the worker its key routes to (worker.h).
+ *   5. op_done, on the worker's thread: the reply is rendered into the
+ *      request and the connection resumed; MHD calls on_access again and
+ *      the reply is queued (the MHD response destroyed at once: MHD holds
+ *      its own reference).
+ *   6. on_completed: frees the request, whatever happened before.
+ * A suspended connection neither times out nor notices its client leaving;
+ * its operation always ends (every statement has a deadline), and server_stop
+ * answers whatever is left before it stops the daemon.
  */
 #include "server.h"
 
@@ -47,87 +55,25 @@ static size_t connection_memory_limit(const struct lkv_config *cfg)
     return want < 32 * 1024 ? want : 32 * 1024;
 }
 
-static void worker_free(void *p)
-{
-    struct worker *w = p;
-    struct lkv_server *srv = w->srv;
-    pthread_mutex_lock(&srv->workers_lock);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        srv->workers = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    pthread_mutex_unlock(&srv->workers_lock);
-    for (int i = 0; i < w->n; i++)
-        pconn_close(&w->conn[i]);
-    free(w);
-    mysql_thread_end();
-}
-
-struct worker *server_worker(struct lkv_server *srv)
-{
-    struct worker *w = pthread_getspecific(srv->worker_key);
-    if (w)
-        return w;
-    int n = srv->cfg->partitions;
-    w = calloc(1, sizeof(*w) + (size_t)n * sizeof(w->conn[0]));
-    if (w == NULL)
-        return NULL;
-    mysql_thread_init();
-    w->srv = srv;
-    w->n = n;
-    w->rng = version_now_us() ^ (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ULL;
-    for (int i = 0; i < n; i++) {
-        pconn_init(&w->conn[i], srv->cfg, i, (const char *const *)srv->sql.text, srv->sql.count);
-        pconn_share_health(&w->conn[i], &srv->health[i]);
-        pconn_count_deadlocks(&w->conn[i], &w->stats.db_deadlock_retries_total);
-    }
-    pthread_mutex_lock(&srv->workers_lock);
-    w->next = srv->workers;
-    if (w->next)
-        w->next->prev = w;
-    srv->workers = w;
-    pthread_mutex_unlock(&srv->workers_lock);
-    if (pthread_setspecific(srv->worker_key, w) != 0) {
-        worker_free(w);
-        return NULL;
-    }
-    return w;
-}
-
 void server_stats(struct lkv_server *srv, struct stats *totals)
 {
-    pthread_mutex_lock(&srv->workers_lock);
-    for (struct worker *w = srv->workers; w; w = w->next)
-        stats_sum(totals, &w->stats);
-    pthread_mutex_unlock(&srv->workers_lock);
+    stats_sum(totals, &srv->http);
+    for (int i = 0; i < srv->nworkers; i++)
+        stats_sum(totals, worker_stats(&srv->workers[i]));
 }
 
-/* Counts a response in this thread's worker (created if need be). */
+/* Counts a response (libmicrohttpd's thread). */
 static void count_response(struct lkv_server *srv, unsigned status)
 {
-    struct worker *w = server_worker(srv);
-    if (w == NULL)
-        return;
-    stats_add(&w->stats, http_requests_total, 1);
+    stats_add(&srv->http, http_requests_total, 1);
     if (status >= 500)
-        stats_add(&w->stats, http_responses_5xx_total, 1);
+        stats_add(&srv->http, http_responses_5xx_total, 1);
     else if (status >= 400)
-        stats_add(&w->stats, http_responses_4xx_total, 1);
+        stats_add(&srv->http, http_responses_4xx_total, 1);
     else if (status >= 300)
-        stats_add(&w->stats, http_responses_3xx_total, 1);
+        stats_add(&srv->http, http_responses_3xx_total, 1);
     else
-        stats_add(&w->stats, http_responses_2xx_total, 1);
-}
-
-uint64_t worker_random(struct worker *w)
-{
-    uint64_t x = w->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return w->rng = x;
+        stats_add(&srv->http, http_responses_2xx_total, 1);
 }
 
 static enum method method_of(const char *m)
@@ -227,6 +173,36 @@ static void read_headers(struct MHD_Connection *conn, struct request *req)
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 }
 
+/* The operation of a suspended request has run (worker's thread): render
+ * its reply and resume the connection. The request belongs to
+ * libmicrohttpd again from the resume on: nothing here touches it after. */
+static void op_done(struct kv_op *op)
+{
+    struct request *req = op->arg;
+    struct lkv_server *srv = req->srv;
+    struct MHD_Connection *conn = req->conn;
+    handle_op_done(req, &req->reply);
+    atomic_fetch_sub(&srv->suspended, 1);
+    MHD_resume_connection(conn);
+}
+
+/* Suspends the connection and hands req's operation to its worker: a key's
+ * operations all go to one worker; lists take turns. */
+static void dispatch(struct lkv_server *srv, struct MHD_Connection *conn, struct request *req)
+{
+    struct kv_op *op = &req->op;
+    int w = op->kind == KV_OP_LIST ? (int)(srv->next_worker++ % (unsigned)srv->nworkers)
+                                   : kv_route(op->rec.key, op->rec.key_len, srv->nworkers);
+    req->dispatched = 1;
+    req->conn = conn;
+    req->srv = srv;
+    op->done = op_done;
+    op->arg = req;
+    atomic_fetch_add(&srv->suspended, 1);
+    MHD_suspend_connection(conn);
+    worker_submit(&srv->workers[w], op);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_size, void **req_cls)
@@ -269,12 +245,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->too_large)
         return send_error(srv, conn, req, 413, "the value is larger than max_value_size");
-    struct worker *w = server_worker(srv);
-    if (w == NULL)
-        return send_error(srv, conn, req, 503, "out of memory");
+    if (req->dispatched)
+        return send_reply(srv, conn, &req->reply); /* resumed: the answer is ready */
     struct reply rep;
-    handle_request(w, req, &rep);
-    return send_reply(srv, conn, &rep);
+    if (handle_request(srv, req, &rep) == 0)
+        return send_reply(srv, conn, &rep);
+    dispatch(srv, conn, req);
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -325,53 +302,37 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http: %s", msg);
 }
 
+static int start_backend(struct lkv_server *srv, const struct lkv_config *cfg)
+{
+    if (kvsql_build(&srv->sql, cfg->table_name) != 0) {
+        log_error("out of memory");
+        return -1;
+    }
+    srv->sql_built = 1;
+    srv->probers = calloc((size_t)cfg->partitions, sizeof(*srv->probers));
+    srv->workers = calloc((size_t)cfg->threads, sizeof(*srv->workers));
+    if (srv->probers == NULL || srv->workers == NULL) {
+        log_error("out of memory");
+        return -1;
+    }
+    for (; srv->nprobers < cfg->partitions; srv->nprobers++)
+        if (prober_start(&srv->probers[srv->nprobers], cfg, srv->nprobers) != 0)
+            return -1;
+    srv->backend.cfg = cfg;
+    srv->backend.sql = (const char *const *)srv->sql.text;
+    srv->backend.probers = srv->probers;
+    srv->backend.partitions = cfg->partitions;
+    for (; srv->nworkers < cfg->threads; srv->nworkers++)
+        if (worker_start(&srv->workers[srv->nworkers], &srv->backend, srv->nworkers) != 0)
+            return -1;
+    return 0;
+}
+
 int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
 {
     srv->cfg = cfg;
-    if (store_sql_build(&srv->sql, cfg->table_name) != 0) {
-        log_error("out of memory");
+    if (start_backend(srv, cfg) != 0)
         return -1;
-    }
-    srv->health = calloc((size_t)cfg->partitions, sizeof(*srv->health));
-    if (srv->health == NULL) {
-        log_error("out of memory");
-        return -1;
-    }
-    srv->readers = calloc((size_t)cfg->partitions, sizeof(*srv->readers));
-    srv->appliers = calloc((size_t)cfg->partitions, sizeof(*srv->appliers));
-    if (srv->readers == NULL || srv->appliers == NULL) {
-        log_error("out of memory");
-        return -1;
-    }
-    for (; srv->nbatchers < cfg->partitions; srv->nbatchers++) {
-        int i = srv->nbatchers;
-        /* A read's size is unknown before it runs; each row of a result is
-         * its own packet, so reads are not counted. Copies are. */
-        if (batcher_init(&srv->readers[i], cfg->batch, 0) != 0) {
-            log_error("pthread_mutex_init failed");
-            return -1;
-        }
-        if (batcher_init(&srv->appliers[i], cfg->batch, STORE_MANY_BYTES) != 0) {
-            batcher_destroy(&srv->readers[i]);
-            log_error("pthread_mutex_init failed");
-            return -1;
-        }
-    }
-    if (keylocks_init(&srv->keylocks, cfg->partitions) != 0) {
-        log_error("out of memory");
-        return -1;
-    }
-    if (pthread_key_create(&srv->worker_key, worker_free) != 0) {
-        log_error("pthread_key_create failed");
-        return -1;
-    }
-    if (pthread_mutex_init(&srv->workers_lock, NULL) != 0) {
-        pthread_key_delete(srv->worker_key);
-        log_error("pthread_mutex_init failed");
-        return -1;
-    }
-    srv->workers = NULL;
-    srv->worker_key_set = 1;
 
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -396,14 +357,13 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
      * poll() is level-triggered: the next pass sees the FIN and MHD closes
      * the connection at once, in every state. Its cost is a pass over the
      * thread's connections per wake-up. */
-    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, 0, accept_policy, srv, on_access, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* first, to catch option errors */
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 1 ? cfg->threads : 0),
         /* A hard stop a little above max_connections: accept_policy() is
          * what refuses, cleanly, past max_connections. */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + 64u,
@@ -424,27 +384,38 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
     return 0;
 }
 
+/* Waits up to ms for the suspended requests to be answered. */
+static void wait_suspended(struct lkv_server *srv, int ms)
+{
+    for (int i = 0; i < ms && atomic_load(&srv->suspended) > 0; i++) {
+        struct timespec t = {0, 1000000L};
+        nanosleep(&t, NULL);
+    }
+}
+
 void server_stop(struct lkv_server *srv)
 {
     if (srv->daemon) {
+        MHD_quiesce_daemon(srv->daemon);
+        /* What is in flight finishes normally for a moment... */
+        wait_suspended(srv, 2000);
+    }
+    /* ...then the workers answer whatever is left (503) and resume it. */
+    for (int i = 0; i < srv->nprobers; i++)
+        prober_stop(&srv->probers[i]);
+    for (int i = 0; i < srv->nworkers; i++)
+        worker_stop(&srv->workers[i]);
+    if (srv->daemon) {
+        wait_suspended(srv, 1000);
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;
     }
-    if (srv->worker_key_set) {
-        pthread_key_delete(srv->worker_key);
-        pthread_mutex_destroy(&srv->workers_lock);
-        srv->worker_key_set = 0;
-    }
-    store_sql_free(&srv->sql);
-    keylocks_destroy(&srv->keylocks);
-    free(srv->health);
-    srv->health = NULL;
-    for (int i = 0; i < srv->nbatchers; i++) {
-        batcher_destroy(&srv->readers[i]);
-        batcher_destroy(&srv->appliers[i]);
-    }
-    free(srv->readers);
-    free(srv->appliers);
-    srv->readers = srv->appliers = NULL;
-    srv->nbatchers = 0;
+    free(srv->workers);
+    free(srv->probers);
+    srv->workers = NULL;
+    srv->probers = NULL;
+    srv->nworkers = srv->nprobers = 0;
+    if (srv->sql_built)
+        kvsql_free(&srv->sql);
+    srv->sql_built = 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bind.h"
 #include "buf.h"
 #include "log.h"
 
@@ -165,43 +166,6 @@ void store_sql_free(struct store_sql *sql)
         sql->text[i] = NULL;
     }
     sql->count = 0;
-}
-
-/* Binding helpers: each fills one MYSQL_BIND. */
-static void bind_blob(MYSQL_BIND *b, const void *data, size_t len, unsigned long *lenp)
-{
-    memset(b, 0, sizeof(*b));
-    *lenp = (unsigned long)len;
-    b->buffer_type = MYSQL_TYPE_BLOB;
-    b->buffer = (void *)data;
-    b->buffer_length = (unsigned long)len;
-    b->length = lenp;
-}
-
-static void bind_u64(MYSQL_BIND *b, uint64_t *v)
-{
-    memset(b, 0, sizeof(*b));
-    b->buffer_type = MYSQL_TYPE_LONGLONG;
-    b->buffer = v;
-    b->is_unsigned = 1;
-}
-
-static void bind_int(MYSQL_BIND *b, int *v)
-{
-    memset(b, 0, sizeof(*b));
-    b->buffer_type = MYSQL_TYPE_LONG;
-    b->buffer = v;
-}
-
-/* A result column read into buf (cap bytes), its length into *len. */
-static void bind_out(MYSQL_BIND *b, enum enum_field_types type, void *buf, unsigned long cap,
-                     unsigned long *len)
-{
-    memset(b, 0, sizeof(*b));
-    b->buffer_type = type;
-    b->buffer = buf;
-    b->buffer_length = cap;
-    b->length = len;
 }
 
 /* Discards what is left of a result, unless a failure closed the statement. */

@@ -92,3 +92,25 @@ int version_etag_list_match(const char *header, uint64_t v, int weak_ok, int *st
     }
     return any ? matched : -1;
 }
+
+int version_if_match(const char *if_match, int exists, uint64_t v)
+{
+    if (if_match == NULL)
+        return 1;
+    int star;
+    int m = version_etag_list_match(if_match, exists ? v : 0, 0, &star);
+    if (m < 0 && !star)
+        return -1;
+    return exists && (star || m == 1);
+}
+
+int version_if_none_match(const char *if_none_match, int exists, uint64_t v)
+{
+    if (if_none_match == NULL)
+        return 1;
+    int star;
+    int m = version_etag_list_match(if_none_match, exists ? v : 0, 1, &star);
+    if (m < 0 && !star)
+        return -1;
+    return !(exists && (star || m == 1));
+}

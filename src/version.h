@@ -34,4 +34,12 @@ void version_http_date(uint64_t v, char out[VERSION_DATE_LEN]);
  * header is malformed. Sets *star when the header is "*" (then returns 0). */
 int version_etag_list_match(const char *header, uint64_t v, int weak_ok, int *star);
 
+/* What If-Match (if_match, NULL when absent) says of a key that exists
+ * (live) at version v: 1 when it holds, 0 when not, -1 when malformed. */
+int version_if_match(const char *if_match, int exists, uint64_t v);
+
+/* The same for If-None-Match: 1 when it holds (the key is not one of the
+ * listed versions, or absent for "*"), 0 when not, -1 when malformed. */
+int version_if_none_match(const char *if_none_match, int exists, uint64_t v);
+
 #endif

@@ -1,0 +1,51 @@
+/*
+ * bind.h -- filling MYSQL_BIND entries: the parameters and result columns
+ * of prepared statements (store.c, lane.c). Each helper fills one entry.
+ */
+#ifndef LKV_BIND_H
+#define LKV_BIND_H
+
+#include <mysql.h>
+#include <stdint.h>
+#include <string.h>
+
+/* A parameter of len bytes at data; *lenp holds the length for the call. */
+static inline void bind_blob(MYSQL_BIND *b, const void *data, size_t len, unsigned long *lenp)
+{
+    memset(b, 0, sizeof(*b));
+    *lenp = (unsigned long)len;
+    b->buffer_type = MYSQL_TYPE_BLOB;
+    b->buffer = (void *)data;
+    b->buffer_length = (unsigned long)len;
+    b->length = lenp;
+}
+
+static inline void bind_u64(MYSQL_BIND *b, uint64_t *v)
+{
+    memset(b, 0, sizeof(*b));
+    b->buffer_type = MYSQL_TYPE_LONGLONG;
+    b->buffer = v;
+    b->is_unsigned = 1;
+}
+
+static inline void bind_int(MYSQL_BIND *b, int *v)
+{
+    memset(b, 0, sizeof(*b));
+    b->buffer_type = MYSQL_TYPE_LONG;
+    b->buffer = v;
+}
+
+/* A result column read into buf (cap bytes), its length into *len. A cap
+ * of 0 only learns the length (the column is then fetched on its own with
+ * mysql_stmt_fetch_column). */
+static inline void bind_out(MYSQL_BIND *b, enum enum_field_types type, void *buf,
+                            unsigned long cap, unsigned long *len)
+{
+    memset(b, 0, sizeof(*b));
+    b->buffer_type = type;
+    b->buffer = buf;
+    b->buffer_length = cap;
+    b->length = len;
+}
+
+#endif

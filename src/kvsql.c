@@ -1,0 +1,128 @@
+/*
+ * kvsql.c -- statement texts of the request path. See kvsql.h and, for the
+ * columns, store.h.
+ */
+#include "kvsql.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "store.h"
+
+/* The version rule of a copy: MariaDB assigns left to right, each
+ * expression seeing the columns already assigned, so version comes last and
+ * the others compare against the old one. */
+#define APPLY_UPDATE \
+    " ON DUPLICATE KEY UPDATE" \
+    " v = IF(VALUES(version) > version, VALUES(v), v)," \
+    " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype)," \
+    " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted)," \
+    " seq = IF(VALUES(version) > version, 0, seq)," \
+    " version = GREATEST(version, VALUES(version))"
+
+/* A master write, set or delete, of a row the transaction has locked: the
+ * new version is max(old + 1, now); a tombstone keeps its content type. */
+#define WRITE_UPDATE \
+    " ON DUPLICATE KEY UPDATE v = VALUES(v)," \
+    " ctype = IF(VALUES(deleted), ctype, VALUES(ctype)), deleted = VALUES(deleted)," \
+    " seq = NULL, version = GREATEST(version + 1, VALUES(version))"
+
+#define INSERT_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES "
+
+static const char *const templates[] = {
+    [KV_GET] = "SELECT v, ctype, version, deleted FROM `@T` WHERE k = ?",
+    /* LAST_INSERT_ID(expr) hands the new version back without a second
+     * round trip; a fresh insert reports 0, and then it is the bound now. */
+    [KV_SET] = INSERT_HEAD "(?, ?, ?, ?, 0, NULL)"
+               " ON DUPLICATE KEY UPDATE v = VALUES(v), ctype = VALUES(ctype), deleted = 0,"
+               " seq = NULL, version = LAST_INSERT_ID(GREATEST(version + 1, VALUES(version)))",
+    [KV_DELETE] = "UPDATE `@T` SET v = '', deleted = 1, seq = NULL,"
+                  " version = LAST_INSERT_ID(GREATEST(version + 1, ?))"
+                  " WHERE k = ? AND deleted = 0",
+    [KV_APPLY] = INSERT_HEAD "(?, ?, ?, ?, ?, 0)" APPLY_UPDATE,
+    [KV_LIST_FROM] = "SELECT k FROM `@T` WHERE k >= ? AND deleted = 0 ORDER BY k LIMIT ?",
+    [KV_LIST_RANGE] = "SELECT k FROM `@T` WHERE k >= ? AND k < ? AND deleted = 0"
+                      " ORDER BY k LIMIT ?",
+};
+
+/* head, count copies of group joined by sep, tail; "@T" expanded. */
+static char *joined(const char *table, const char *head, const char *group, const char *sep,
+                    int count, const char *tail)
+{
+    struct buf b = BUF_INIT;
+    int rc = buf_puts(&b, head);
+    for (int i = 0; i < count && rc == 0; i++)
+        rc = (i ? buf_puts(&b, sep) : 0) || buf_puts(&b, group);
+    if (rc == 0)
+        rc = buf_puts(&b, tail);
+    char *tmpl = rc == 0 ? buf_steal(&b, NULL) : NULL;
+    buf_free(&b);
+    char *text = tmpl ? store_sql_expand(tmpl, table) : NULL;
+    free(tmpl);
+    return text;
+}
+
+static char *repeated(const char *table, const char *head, const char *group, int count,
+                      const char *tail)
+{
+    return joined(table, head, group, ", ", count, tail);
+}
+
+static char *build(const char *table, int id)
+{
+    if (id >= KV_INSERT_MANY)
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, NULL)", id - KV_INSERT_MANY + 1, "");
+    if (id >= KV_WRITE_MANY)
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, NULL)", id - KV_WRITE_MANY + 1,
+                        WRITE_UPDATE);
+    if (id >= KV_LOCK_MANY) {
+        /* One equality lookup per key, each key once. */
+        return joined(table, "", "(SELECT k, version, deleted FROM `@T` WHERE k = ? FOR UPDATE)",
+                      " UNION ALL ", id - KV_LOCK_MANY + 1, "");
+    }
+    if (id >= KV_GET_MANY) {
+        int family = (id - KV_GET_MANY) / KVSQL_WIDTHS;
+        int width = 2 << ((id - KV_GET_MANY) % KVSQL_WIDTHS);
+        switch (family) {
+        case 0:
+            return repeated(table, "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN (",
+                            "?", width, ")");
+        case 1:
+            return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, 0)", width, APPLY_UPDATE);
+        default:
+            return repeated(table, "SELECT k, version FROM `@T` WHERE k IN (", "?", width, ")");
+        }
+    }
+    return store_sql_expand(templates[id], table);
+}
+
+int kvsql_build(struct kvsql *sql, const char *table)
+{
+    memset(sql, 0, sizeof(*sql));
+    for (int i = 0; i < KVSQL_COUNT; i++) {
+        sql->text[i] = build(table, i);
+        if (sql->text[i] == NULL) {
+            kvsql_free(sql);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void kvsql_free(struct kvsql *sql)
+{
+    for (int i = 0; i < KVSQL_COUNT; i++) {
+        free(sql->text[i]);
+        sql->text[i] = NULL;
+    }
+}
+
+int kvsql_padded(int base, int n, int *width)
+{
+    int which = 0;
+    while ((2 << which) < n)
+        which++;
+    *width = 2 << which;
+    return base + which;
+}

@@ -1,0 +1,51 @@
+/*
+ * kvsql.h -- the statements of lazykvd's request path, by id, and the
+ * widths of their multi-row forms.
+ *
+ * Texts are built once at start-up from constant templates and the
+ * configured table name; request bytes only reach the database as bound
+ * parameters (make lint checks). The sync's and verify's statements are in
+ * store.h. Multi-row statements that only read, or that write idempotently
+ * (versioned copies), come in widths 2, 4, 8, 16 and are padded with their
+ * last row; master writes and their locking reads come in every width
+ * 1..KVSQL_MANY_MAX, because a repeated row would be written twice, and a
+ * key is looked up once.
+ */
+#ifndef LKV_KVSQL_H
+#define LKV_KVSQL_H
+
+#define KVSQL_MANY_MAX 16
+#define KVSQL_WIDTHS 4 /* 2, 4, 8, 16 */
+
+enum kvsql_id {
+    KV_GET,           /* v, ctype, version, deleted of one key */
+    KV_SET,           /* a lone blind set: new version through LAST_INSERT_ID */
+    KV_DELETE,        /* a lone blind delete (0 rows: absent) */
+    KV_APPLY,         /* versioned upsert of one copy */
+    KV_LIST_FROM,     /* live keys >= lower, ordered, limit */
+    KV_LIST_RANGE,    /* live keys >= lower and < upper, ordered, limit */
+    KV_GET_MANY,      /* k + KV_GET's columns; + i for width 2 << i */
+    KV_APPLY_MANY = KV_GET_MANY + KVSQL_WIDTHS,    /* copies, padded */
+    KV_VERSIONS_MANY = KV_APPLY_MANY + KVSQL_WIDTHS, /* k, version, padded */
+    KV_LOCK_MANY = KV_VERSIONS_MANY + KVSQL_WIDTHS, /* k, version, deleted FOR UPDATE;
+                                                       + n - 1 for n distinct keys */
+    KV_WRITE_MANY = KV_LOCK_MANY + KVSQL_MANY_MAX,  /* master upserts; + n - 1 for n rows */
+    KV_INSERT_MANY = KV_WRITE_MANY + KVSQL_MANY_MAX, /* master inserts of keys found
+                                                       absent; + n - 1 for n rows */
+    KVSQL_COUNT = KV_INSERT_MANY + KVSQL_MANY_MAX
+};
+
+struct kvsql {
+    char *text[KVSQL_COUNT]; /* owned */
+};
+
+/* Builds every text for table (a validated identifier). 0, or -1 when out
+ * of memory (nothing left allocated). */
+int kvsql_build(struct kvsql *sql, const char *table);
+void kvsql_free(struct kvsql *sql);
+
+/* The id of a padded family (KV_GET_MANY, KV_APPLY_MANY, KV_VERSIONS_MANY) for n rows, 2 <= n <= KVSQL_MANY_MAX; *width is the
+ * statement's row count (n rounded up to a power of two). */
+int kvsql_padded(int base, int n, int *width);
+
+#endif

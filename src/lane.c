@@ -1,0 +1,710 @@
+/*
+ * lane.c -- queues and batched statements of one partition. See lane.h.
+ *
+ * A write batch runs as a transaction, one step per statement:
+ *
+ *   W_BEGIN -> [W_LOCK] -> judge each request -> [W_INSERT] [W_UPSERT]
+ *           -> [W_VERSIONS] -> W_COMMIT -> answer
+ *
+ * W_LOCK reads the rows that need checking FOR UPDATE (one equality lookup
+ * per key); it is skipped for blind sets. Keys found with no row at all are
+ * then inserted (W_INSERT), the others upserted (W_UPSERT): should another
+ * writer create such a key meanwhile, the insert fails as a duplicate and
+ * the batch runs again, so a create never overwrites whatever the locking
+ * read saw (two writers that both found a key absent normally deadlock on
+ * their gap locks first, and the victim runs again). W_VERSIONS
+ * reads the new versions back inside the transaction. A lone unconditional
+ * write is the single statement W_LONE instead.
+ */
+#include "lane.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "clock.h"
+#include "partition.h"
+#include "version.h"
+#include "worker.h"
+
+enum { W_NONE, W_LONE, W_BEGIN, W_LOCK, W_INSERT, W_UPSERT, W_VERSIONS, W_COMMIT, W_ROLLBACK };
+
+_Static_assert(KVSQL_COUNT <= DBCONN_MAX_STMTS, "a connection caches every statement");
+
+static void kick(struct lane *l);
+
+void lane_init(struct lane *l, struct worker *w, struct prober *prober, int partition,
+               enum lane_kind kind, int max_batch, const char *const *sql,
+               const struct lkv_config *cfg)
+{
+    memset(l, 0, sizeof(*l));
+    l->worker = w;
+    l->prober = prober;
+    l->partition = partition;
+    l->kind = kind;
+    l->max_batch = kind == LANE_LIST ? 1
+                   : max_batch < 1 ? 1
+                   : max_batch > KVSQL_MANY_MAX ? KVSQL_MANY_MAX
+                                                : max_batch;
+    const struct lkv_partition_conf *p = &cfg->part[partition];
+    dbconn_init(&l->conn, partition, p->name, sql, KVSQL_COUNT,
+                (unsigned)p->read_timeout * 1000u, (unsigned)p->write_timeout * 1000u,
+                worker_watch, l);
+    l->connect.deliver = worker_deliver_connection;
+    l->connect.arg = l;
+    l->rng = version_now_us() ^ ((uint64_t)(uintptr_t)l << 13) ^ 0x2545f4914f6cdd1dULL;
+}
+
+/* ---- answering ------------------------------------------------------------ */
+
+static void answer(struct job *j, enum lkv_status st)
+{
+    j->st = st;
+    j->done(j);
+}
+
+/* Answers every queued job with st. The queue is detached first: a done
+ * callback may queue new jobs. */
+static void fail_queue(struct lane *l, enum lkv_status st)
+{
+    struct job *j = l->head;
+    l->head = l->tail = NULL;
+    while (j) {
+        struct job *next = j->next;
+        answer(j, st);
+        j = next;
+    }
+}
+
+/* Ends the batch in flight: each job keeps the status already set in it
+ * (st_all overrides it unless LKV_OK), then the next batch may start. */
+static void end_batch(struct lane *l, enum lkv_status st_all)
+{
+    struct job *done[KVSQL_MANY_MAX];
+    int n = l->nbatch;
+    memcpy(done, l->batch, (size_t)n * sizeof(done[0]));
+    l->nbatch = 0;
+    l->step = W_NONE;
+    l->attempt = 0;
+    l->retry_at_us = 0;
+    for (int i = 0; i < n; i++) {
+        done[i]->statements = i == 0;
+        answer(done[i], st_all != LKV_OK ? st_all : done[i]->st);
+    }
+    dbconn_release_buffers(&l->conn);
+    kick(l);
+}
+
+static void run_batch(struct lane *l);
+static void retry_later(struct lane *l);
+
+/* The statement of the batch failed with st: a deadlock victim runs again
+ * after a pause; a broken connection fails everything queued here too and
+ * starts the partition's back-off; anything else fails the batch. */
+static void batch_failed(struct lane *l, enum lkv_status st)
+{
+    if (dbconn_deadlocked(&l->conn) && l->attempt + 1 < PCONN_DEADLOCK_ATTEMPTS) {
+        stats_add(worker_stats(l->worker), db_deadlock_retries_total, 1);
+        retry_later(l);
+        return;
+    }
+    if (!dbconn_ready(&l->conn) || dbconn_faulted(&l->conn)) {
+        prober_note_fault(l->prober);
+        dbconn_close(&l->conn);
+        end_batch(l, st);
+        fail_queue(l, LKV_EUNAVAIL);
+        return;
+    }
+    end_batch(l, st);
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+/* Fills every job of the batch asking for the current row's key. */
+static enum lkv_status read_row(MYSQL_STMT *s, void *arg)
+{
+    struct lane *l = arg;
+    int many = l->nbatch > 1;
+    const char *key = many ? l->key : l->batch[0]->rec->key;
+    size_t klen = many ? l->klen : l->batch[0]->rec->key_len;
+    l->row.ctype[l->clen < sizeof(l->row.ctype) ? l->clen : sizeof(l->row.ctype) - 1] = '\0';
+    const char *first = NULL;
+    for (int i = 0; i < l->nbatch; i++) {
+        struct record *r = l->batch[i]->rec;
+        if (r->key_len != klen || memcmp(r->key, key, klen) != 0)
+            continue;
+        memcpy(r->ctype, l->row.ctype, sizeof(r->ctype));
+        r->version = l->row.version;
+        r->deleted = l->row.deleted;
+        r->value_len = l->vlen;
+        if (r->deleted)
+            continue;
+        l->batch[i]->st = LKV_OK;
+        if (!l->batch[i]->want_value)
+            continue;
+        r->value = malloc(l->vlen + 1);
+        if (r->value == NULL)
+            return LKV_ENOMEM;
+        if (first) {
+            memcpy(r->value, first, l->vlen);
+        } else if (l->vlen > 0) {
+            MYSQL_BIND vb;
+            unsigned long got = 0;
+            bind_out(&vb, MYSQL_TYPE_BLOB, r->value, l->vlen + 1, &got);
+            if (mysql_stmt_fetch_column(s, &vb, many ? 1 : 0, 0) != 0)
+                return LKV_EINTERNAL;
+        }
+        r->value[l->vlen] = '\0';
+        first = r->value;
+        if (l->vlen > l->conn.largest_value)
+            l->conn.largest_value = l->vlen;
+    }
+    return LKV_OK;
+}
+
+static void read_done(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    (void)c;
+    struct lane *l = arg;
+    if (st != LKV_OK) {
+        for (int i = 0; i < l->nbatch; i++) {
+            free(l->batch[i]->rec->value);
+            l->batch[i]->rec->value = NULL;
+        }
+        batch_failed(l, st);
+        return;
+    }
+    end_batch(l, LKV_OK);
+}
+
+static void start_read(struct lane *l)
+{
+    int n = l->nbatch, width = 1, id = KV_GET, col = 0;
+    for (int i = 0; i < n; i++) {
+        struct record *r = l->batch[i]->rec;
+        r->value = NULL;
+        r->version = 0;
+        r->deleted = 0;
+        l->batch[i]->st = LKV_ENOTFOUND;
+    }
+    if (n > 1)
+        id = kvsql_padded(KV_GET_MANY, n, &width);
+    for (int i = 0; i < width; i++) {
+        const struct record *q = l->batch[i < n ? i : n - 1]->rec;
+        bind_blob(&l->param[i], q->key, q->key_len, &l->plen[i]);
+    }
+    if (n > 1)
+        bind_out(&l->result[col++], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+    bind_out(&l->result[col++], MYSQL_TYPE_BLOB, NULL, 0, &l->vlen);
+    bind_out(&l->result[col++], MYSQL_TYPE_STRING, l->row.ctype, sizeof(l->row.ctype) - 1,
+             &l->clen);
+    bind_u64(&l->result[col++], &l->row.version);
+    bind_int(&l->result[col], &l->row.deleted);
+    dbconn_exec(&l->conn, id, l->param, l->result, read_row, read_done, l);
+}
+
+/* ---- copies --------------------------------------------------------------- */
+
+static int by_key(const void *a, const void *b)
+{
+    const struct record *x = (*(struct job *const *)a)->rec;
+    const struct record *y = (*(struct job *const *)b)->rec;
+    int d = memcmp(x->key, y->key, x->key_len < y->key_len ? x->key_len : y->key_len);
+    return d ? d : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Binds rec as the 5 parameters (k, v, ctype, version, deleted) from p,
+ * using slot i of the lane's scratch arrays. */
+static void bind_row(struct lane *l, MYSQL_BIND *p, int i, const struct record *rec,
+                     uint64_t version)
+{
+    bind_blob(&p[0], rec->key, rec->key_len, &l->plen[3 * i]);
+    bind_blob(&p[1], rec->value ? rec->value : "", rec->deleted ? 0 : rec->value_len,
+              &l->plen[3 * i + 1]);
+    bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &l->plen[3 * i + 2]);
+    l->pu64[i] = version;
+    bind_u64(&p[3], &l->pu64[i]);
+    l->pint[i] = rec->deleted;
+    bind_int(&p[4], &l->pint[i]);
+    if (!rec->deleted && rec->value_len > l->conn.largest_value)
+        l->conn.largest_value = rec->value_len;
+}
+
+static void copy_done(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    (void)c;
+    struct lane *l = arg;
+    if (st != LKV_OK) {
+        batch_failed(l, st);
+        return;
+    }
+    for (int i = 0; i < l->nbatch; i++)
+        l->batch[i]->st = LKV_OK;
+    end_batch(l, LKV_OK);
+}
+
+static void start_copy(struct lane *l)
+{
+    int n = l->nbatch, width = 1, id = KV_APPLY;
+    if (n > 1) {
+        /* Rows locked in key order: two copy statements never wait for
+         * each other in a cycle. */
+        qsort(l->batch, (size_t)n, sizeof(l->batch[0]), by_key);
+        id = kvsql_padded(KV_APPLY_MANY, n, &width);
+    }
+    for (int i = 0; i < width; i++) {
+        const struct record *r = l->batch[i < n ? i : n - 1]->rec;
+        bind_row(l, &l->param[5 * i], i, r, r->version);
+    }
+    dbconn_exec(&l->conn, id, l->param, NULL, NULL, copy_done, l);
+}
+
+/* ---- lists ---------------------------------------------------------------- */
+
+static enum lkv_status list_row(MYSQL_STMT *s, void *arg)
+{
+    (void)s;
+    struct lane *l = arg;
+    struct job *j = l->batch[0];
+    if (l->klen > STORE_KEY_MAX)
+        return LKV_OK; /* cannot be a key */
+    return j->on_key(l->key, l->klen, j->arg) == 0 ? LKV_OK : LKV_ENOMEM;
+}
+
+static void list_done(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    (void)c;
+    struct lane *l = arg;
+    if (st != LKV_OK) {
+        batch_failed(l, st);
+        return;
+    }
+    l->batch[0]->st = LKV_OK;
+    end_batch(l, LKV_OK);
+}
+
+static void start_list(struct lane *l)
+{
+    struct job *j = l->batch[0];
+    int np = 0;
+    bind_blob(&l->param[np++], j->lower, j->lower_len, &l->plen[0]);
+    if (j->upper)
+        bind_blob(&l->param[np++], j->upper, j->upper_len, &l->plen[1]);
+    l->limit = j->limit;
+    bind_int(&l->param[np], &l->limit);
+    bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+    dbconn_exec(&l->conn, j->upper ? KV_LIST_RANGE : KV_LIST_FROM, l->param, l->result,
+                list_row, list_done, l);
+}
+
+/* ---- master writes (group commit) ------------------------------------------- */
+
+static int needs_state(const struct job *j)
+{
+    return j->if_match || j->if_none_match || j->need_created || j->rec->deleted;
+}
+
+static void write_step(struct dbconn *c, enum lkv_status st, void *arg);
+
+static void lone_done(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    struct lane *l = arg;
+    struct job *j = l->batch[0];
+    if (st != LKV_OK) {
+        batch_failed(l, st);
+        return;
+    }
+    if (j->rec->deleted && c->affected_rows == 0) {
+        j->st = LKV_ENOTFOUND;
+    } else {
+        j->rec->version = c->insert_id ? c->insert_id : l->now_us;
+        j->created = 1;
+        j->st = LKV_OK;
+    }
+    end_batch(l, LKV_OK);
+}
+
+static void start_lone(struct lane *l)
+{
+    struct job *j = l->batch[0];
+    const struct record *r = j->rec;
+    l->step = W_LONE;
+    l->pu64[0] = l->now_us;
+    if (r->deleted) {
+        bind_u64(&l->param[0], &l->pu64[0]);
+        bind_blob(&l->param[1], r->key, r->key_len, &l->plen[0]);
+        dbconn_exec(&l->conn, KV_DELETE, l->param, NULL, NULL, lone_done, l);
+        return;
+    }
+    bind_blob(&l->param[0], r->key, r->key_len, &l->plen[0]);
+    bind_blob(&l->param[1], r->value ? r->value : "", r->value_len, &l->plen[1]);
+    bind_blob(&l->param[2], r->ctype, strlen(r->ctype), &l->plen[2]);
+    bind_u64(&l->param[3], &l->pu64[0]);
+    if (r->value_len > l->conn.largest_value)
+        l->conn.largest_value = r->value_len;
+    dbconn_exec(&l->conn, KV_SET, l->param, NULL, NULL, lone_done, l);
+}
+
+/* Binds the keys of the included jobs, padded to a statement of family
+ * base; returns its id. */
+static int bind_included_keys(struct lane *l, int base)
+{
+    struct job *pick[KVSQL_MANY_MAX];
+    int n = 0, width;
+    for (int i = 0; i < l->nbatch; i++)
+        if (l->batch[i]->included)
+            pick[n++] = l->batch[i];
+    int id = kvsql_padded(base, n < 2 ? 2 : n, &width);
+    for (int i = 0; i < width; i++) {
+        const struct record *r = pick[i < n ? i : n - 1]->rec;
+        bind_blob(&l->param[i], r->key, r->key_len, &l->plen[i]);
+    }
+    return id;
+}
+
+static struct job *job_of_key(struct lane *l, const char *key, size_t len)
+{
+    for (int i = 0; i < l->nbatch; i++) {
+        const struct record *r = l->batch[i]->rec;
+        if (r->key_len == len && memcmp(r->key, key, len) == 0)
+            return l->batch[i];
+    }
+    return NULL;
+}
+
+static enum lkv_status lock_row(MYSQL_STMT *s, void *arg)
+{
+    (void)s;
+    struct lane *l = arg;
+    struct job *j = job_of_key(l, l->key, l->klen);
+    if (j) {
+        j->cur_row = 1;
+        j->cur_exists = !l->row.deleted;
+        j->cur_version = l->row.version;
+    }
+    return LKV_OK;
+}
+
+static enum lkv_status version_row(MYSQL_STMT *s, void *arg)
+{
+    (void)s;
+    struct lane *l = arg;
+    struct job *j = job_of_key(l, l->key, l->klen);
+    if (j && j->included)
+        j->rec->version = l->row.version;
+    return LKV_OK;
+}
+
+/* Judges each request on the locked rows; returns how many go on. */
+static int judge(struct lane *l)
+{
+    int n = 0;
+    for (int i = 0; i < l->nbatch; i++) {
+        struct job *j = l->batch[i];
+        int m = version_if_match(j->if_match, j->cur_exists, j->cur_version);
+        int nm = version_if_none_match(j->if_none_match, j->cur_exists, j->cur_version);
+        j->included = 0;
+        if (m < 0 || nm < 0)
+            j->st = LKV_EBADREQ;
+        else if (m == 0 || nm == 0)
+            j->st = LKV_EPRECOND;
+        else if (j->rec->deleted && !j->cur_exists)
+            j->st = LKV_ENOTFOUND;
+        else {
+            j->included = 1;
+            j->created = !j->cur_exists;
+            j->st = LKV_OK;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Binds the included jobs whose row was found (fresh = 0: upserts) or not
+ * found (fresh = 1: inserts); returns how many. */
+static int bind_writes(struct lane *l, int fresh)
+{
+    int n = 0;
+    for (int i = 0; i < l->nbatch; i++) {
+        struct job *j = l->batch[i];
+        if (j->included && (l->locked && !j->cur_row) == fresh) {
+            bind_row(l, &l->param[5 * n], n, j->rec, l->now_us);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The next statement of the transaction after step: inserts, upserts,
+ * the new versions, commit; skipping what has nothing to do. */
+static void write_next(struct lane *l)
+{
+    int n;
+    switch (l->step) {
+    case W_LOCK:
+        /* Keys found absent are inserted, never upserted: if another
+         * writer created one meanwhile, the insert fails (duplicate) instead
+         * of overwriting it, and the batch runs again. */
+        l->step = W_INSERT;
+        if ((n = bind_writes(l, 1)) > 0) {
+            dbconn_exec(&l->conn, KV_INSERT_MANY + n - 1, l->param, NULL, NULL, write_step, l);
+            return;
+        }
+        __attribute__((fallthrough));
+    case W_INSERT:
+        l->step = W_UPSERT;
+        if ((n = bind_writes(l, 0)) > 0) {
+            dbconn_exec(&l->conn, KV_WRITE_MANY + n - 1, l->param, NULL, NULL, write_step, l);
+            return;
+        }
+        __attribute__((fallthrough));
+    case W_UPSERT:
+        l->step = W_VERSIONS;
+        if (l->nincluded > 0) {
+            bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+            bind_u64(&l->result[1], &l->row.version);
+            dbconn_exec(&l->conn, bind_included_keys(l, KV_VERSIONS_MANY), l->param, l->result,
+                        version_row, write_step, l);
+            return;
+        }
+        __attribute__((fallthrough));
+    case W_VERSIONS:
+        l->step = W_COMMIT;
+        dbconn_query(&l->conn, "COMMIT", write_step, l);
+        return;
+    default:
+        end_batch(l, LKV_OK);
+    }
+}
+
+/* Schedules the batch to run again after a random pause. */
+static void retry_later(struct lane *l)
+{
+    uint64_t x = l->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    l->rng = x;
+    unsigned max_us = 1000u << (l->attempt < 6 ? l->attempt : 6);
+    l->attempt++;
+    l->retry_at_us = clock_mono_us() + 1 + x % max_us;
+}
+
+static void write_step(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    (void)c;
+    struct lane *l = arg;
+    if (l->step == W_ROLLBACK) {
+        if (l->redo && l->attempt + 1 < PCONN_DEADLOCK_ATTEMPTS && dbconn_ready(&l->conn)) {
+            l->redo = 0;
+            retry_later(l);
+            return;
+        }
+        for (int i = 0; l->redo && i < l->nbatch; i++)
+            l->batch[i]->st = LKV_EUNAVAIL;
+        l->redo = 0;
+        end_batch(l, LKV_OK); /* each job holds its answer */
+        return;
+    }
+    if (st != LKV_OK) {
+        if (dbconn_ready(&l->conn) && !dbconn_deadlocked(&l->conn) && l->step != W_COMMIT &&
+            !dbconn_faulted(&l->conn)) {
+            /* The transaction is still open: end it before answering, or
+             * before running the batch again after a lost insert race. */
+            l->redo = l->step == W_INSERT && dbconn_duplicate(&l->conn);
+            for (int i = 0; i < l->nbatch; i++)
+                l->batch[i]->st = st;
+            l->step = W_ROLLBACK;
+            dbconn_query(&l->conn, "ROLLBACK", write_step, l);
+            return;
+        }
+        batch_failed(l, st);
+        return;
+    }
+    if (l->step == W_BEGIN) {
+        l->locked = 0;
+        for (int i = 0; i < l->nbatch; i++) {
+            struct job *j = l->batch[i];
+            j->cur_row = j->cur_exists = 0;
+            j->cur_version = 0;
+            l->locked |= needs_state(j);
+        }
+        if (l->locked) {
+            l->step = W_LOCK;
+            for (int i = 0; i < l->nbatch; i++)
+                bind_blob(&l->param[i], l->batch[i]->rec->key, l->batch[i]->rec->key_len,
+                          &l->plen[i]);
+            bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+            bind_u64(&l->result[1], &l->row.version);
+            bind_int(&l->result[2], &l->row.deleted);
+            dbconn_exec(&l->conn, KV_LOCK_MANY + l->nbatch - 1, l->param, l->result, lock_row,
+                        write_step, l);
+            return;
+        }
+        l->step = W_LOCK; /* blind sets: nothing to lock, nothing to judge */
+    }
+    if (l->step == W_LOCK) {
+        l->nincluded = judge(l);
+        if (l->nincluded == 0) {
+            l->step = W_VERSIONS; /* release the locks */
+        }
+    }
+    if (l->step == W_COMMIT) {
+        end_batch(l, LKV_OK);
+        return;
+    }
+    write_next(l);
+}
+
+static void start_write(struct lane *l)
+{
+    l->now_us = version_now_us();
+    if (l->nbatch == 1 && !needs_state(l->batch[0])) {
+        start_lone(l);
+        return;
+    }
+    l->step = W_BEGIN;
+    dbconn_query(&l->conn, "START TRANSACTION", write_step, l);
+}
+
+/* ---- the queue -------------------------------------------------------------- */
+
+static int same_key(const struct job *a, const struct job *b)
+{
+    return a->rec->key_len == b->rec->key_len &&
+           memcmp(a->rec->key, b->rec->key, a->rec->key_len) == 0;
+}
+
+/* Moves the next batch from the queue into l->batch. */
+static void take_batch(struct lane *l)
+{
+    struct job **link = &l->head, *prev = NULL, *old_tail = l->tail;
+    size_t bytes = 0;
+    int took_tail = 0;
+    while (*link && l->nbatch < l->max_batch) {
+        struct job *j = *link;
+        int skip = 0;
+        if (l->kind == LANE_COPY) {
+            size_t len = j->rec->value_len;
+            if (l->nbatch > 0 && bytes + len > STORE_MANY_BYTES)
+                break;
+            bytes += len;
+        } else if (l->kind == LANE_WRITE) {
+            /* a second write of a key waits for the next transaction */
+            for (int i = 0; i < l->nbatch && !skip; i++)
+                skip = same_key(l->batch[i], j);
+        }
+        if (skip) {
+            prev = j;
+            link = &j->next;
+            continue;
+        }
+        *link = j->next;
+        j->next = NULL;
+        took_tail |= j == old_tail;
+        l->batch[l->nbatch++] = j;
+    }
+    /* Taking the old tail means the whole queue was walked: what is left
+     * is the skipped jobs, prev the last of them. */
+    l->tail = l->head == NULL ? NULL : took_tail ? prev : old_tail;
+}
+
+static void run_batch(struct lane *l)
+{
+    switch (l->kind) {
+    case LANE_READ: start_read(l); break;
+    case LANE_WRITE: start_write(l); break;
+    case LANE_COPY: start_copy(l); break;
+    case LANE_LIST: start_list(l); break;
+    default: end_batch(l, LKV_EINTERNAL);
+    }
+}
+
+static void kick(struct lane *l)
+{
+    if (l->nbatch > 0 || l->conn.busy || l->head == NULL)
+        return;
+    if (!dbconn_ready(&l->conn)) {
+        if (l->connecting)
+            return;
+        if (prober_backing_off(l->prober)) {
+            fail_queue(l, LKV_EUNAVAIL);
+            return;
+        }
+        l->connecting = 1;
+        prober_request(l->prober, &l->connect);
+        return;
+    }
+    take_batch(l);
+    run_batch(l);
+}
+
+void lane_submit(struct lane *l, struct job *j)
+{
+    j->next = NULL;
+    j->statements = 0;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    kick(l);
+}
+
+void lane_connected(struct lane *l)
+{
+    MYSQL *m = l->delivered;
+    l->delivered = NULL;
+    l->connecting = 0;
+    if (m == NULL) {
+        fail_queue(l, LKV_EUNAVAIL);
+        return;
+    }
+    dbconn_attach(&l->conn, m);
+    kick(l);
+}
+
+uint64_t lane_deadline(const struct lane *l)
+{
+    if (l->retry_at_us)
+        return l->retry_at_us;
+    return l->conn.busy ? l->conn.deadline_us : 0;
+}
+
+void lane_on_time(struct lane *l, uint64_t now_us)
+{
+    if (l->retry_at_us && now_us >= l->retry_at_us) {
+        l->retry_at_us = 0;
+        if (!dbconn_ready(&l->conn)) {
+            end_batch(l, LKV_EUNAVAIL);
+            return;
+        }
+        run_batch(l);
+        return;
+    }
+    if (l->conn.busy && now_us >= l->conn.deadline_us)
+        dbconn_on_timeout(&l->conn);
+}
+
+void lane_close(struct lane *l, enum lkv_status st)
+{
+    dbconn_close(&l->conn);
+    if (l->nbatch > 0) {
+        for (int i = 0; i < l->nbatch; i++)
+            if (l->kind == LANE_READ) {
+                free(l->batch[i]->rec->value);
+                l->batch[i]->rec->value = NULL;
+            }
+        struct job *done[KVSQL_MANY_MAX];
+        int n = l->nbatch;
+        memcpy(done, l->batch, (size_t)n * sizeof(done[0]));
+        l->nbatch = 0;
+        for (int i = 0; i < n; i++)
+            answer(done[i], st);
+    }
+    fail_queue(l, st);
+    if (l->delivered) {
+        mysql_close(l->delivered);
+        l->delivered = NULL;
+    }
+}

@@ -1,0 +1,209 @@
+/*
+ * prober.c -- per-partition helper threads. See prober.h.
+ */
+#include "prober.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "clock.h"
+#include "version.h"
+
+MYSQL *prober_connect(const struct lkv_config *cfg, int index, int nonblock, char *err,
+                      size_t errlen)
+{
+    const struct lkv_partition_conf *p = &cfg->part[index];
+    if (cfg->test_mode && strncmp(p->name, CONFIG_TEST_PREFIX, strlen(CONFIG_TEST_PREFIX)) != 0) {
+        /* Defence in depth: config.c prefixes every name in test mode. */
+        snprintf(err, errlen, "refusing database '%s' in test mode", p->name);
+        return NULL;
+    }
+    MYSQL *m = mysql_init(NULL);
+    if (m == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    unsigned ct = (unsigned)p->connect_timeout, rt = (unsigned)p->read_timeout,
+             wt = (unsigned)p->write_timeout;
+    unsigned long max_packet = 1UL << 30;
+    my_bool no = 0;
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &rt);
+    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &wt);
+    mysql_options(m, MYSQL_OPT_MAX_ALLOWED_PACKET, &max_packet);
+    mysql_options(m, MYSQL_OPT_RECONNECT, &no);
+    mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    /* Non-blocking mode may be set before a blocking connect (checked
+     * against Connector/C 3.3): the handle is then driven with _start/_cont. */
+    if (nonblock && mysql_options(m, MYSQL_OPT_NONBLOCK, 0) != 0) {
+        snprintf(err, errlen, "cannot set MYSQL_OPT_NONBLOCK");
+        mysql_close(m);
+        return NULL;
+    }
+    const char *host = p->socket ? "localhost" : p->host;
+    if (mysql_real_connect(m, host, p->user, p->password, p->name, (unsigned)p->port, p->socket,
+                           0) == NULL) {
+        snprintf(err, errlen, "%s", mysql_error(m));
+        mysql_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void note_ok(struct prober *p)
+{
+    atomic_store_explicit(&p->last_ok_us, clock_mono_us(), memory_order_relaxed);
+}
+
+void prober_note_fault(struct prober *p)
+{
+    atomic_store_explicit(&p->last_fault_us, clock_mono_us(), memory_order_relaxed);
+}
+
+int prober_backing_off(const struct prober *p)
+{
+    uint64_t fault = atomic_load_explicit(&p->last_fault_us, memory_order_relaxed);
+    uint64_t ok = atomic_load_explicit(&p->last_ok_us, memory_order_relaxed);
+    return fault > ok && clock_mono_us() < fault + PROBER_BACKOFF_US;
+}
+
+int prober_reachable(const struct prober *p)
+{
+    return atomic_load_explicit(&p->last_ok_us, memory_order_relaxed) >
+           atomic_load_explicit(&p->last_fault_us, memory_order_relaxed);
+}
+
+/* Pings the prober's own (blocking) connection, opening it if needed. */
+static void probe(struct prober *p)
+{
+    char err[256];
+    if (p->probe && mysql_ping(p->probe) != 0) {
+        snprintf(err, sizeof(err), "%s", mysql_error(p->probe));
+        mysql_close(p->probe);
+        p->probe = NULL;
+        if (prober_reachable(p))
+            log_warn("partition %d (%s): %s", p->index, p->cfg->part[p->index].name, err);
+        prober_note_fault(p);
+        return;
+    }
+    if (p->probe == NULL) {
+        p->probe = prober_connect(p->cfg, p->index, 0, err, sizeof(err));
+        if (p->probe == NULL) {
+            if (prober_reachable(p) ||
+                atomic_load_explicit(&p->last_fault_us, memory_order_relaxed) == 0)
+                log_warn("partition %d (%s): cannot connect: %s", p->index,
+                         p->cfg->part[p->index].name, err);
+            prober_note_fault(p);
+            return;
+        }
+    }
+    note_ok(p);
+}
+
+static void serve(struct prober *p, struct prober_req *r)
+{
+    char err[256];
+    MYSQL *m = prober_connect(p->cfg, p->index, 1, err, sizeof(err));
+    if (m) {
+        note_ok(p);
+        atomic_fetch_add_explicit(&p->connects, 1, memory_order_relaxed);
+    } else {
+        log_warn("partition %d (%s): cannot connect: %s", p->index,
+                 p->cfg->part[p->index].name, err);
+        prober_note_fault(p);
+    }
+    r->deliver(r, m, m ? NULL : err);
+}
+
+static void *run(void *arg)
+{
+    struct prober *p = arg;
+    uint64_t next_probe = 0;
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopping) {
+        if (p->head) {
+            struct prober_req *r = p->head;
+            p->head = r->next;
+            if (p->head == NULL)
+                p->tail = NULL;
+            pthread_mutex_unlock(&p->lock);
+            serve(p, r);
+            pthread_mutex_lock(&p->lock);
+            continue;
+        }
+        uint64_t now = clock_mono_us();
+        if (now >= next_probe) {
+            pthread_mutex_unlock(&p->lock);
+            probe(p);
+            next_probe = clock_mono_us() + PROBER_INTERVAL_US;
+            pthread_mutex_lock(&p->lock);
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t wait_ns = (next_probe - now) * 1000u + (uint64_t)until.tv_nsec;
+        until.tv_sec += (time_t)(wait_ns / 1000000000u);
+        until.tv_nsec = (long)(wait_ns % 1000000000u);
+        pthread_cond_timedwait(&p->wake, &p->lock, &until);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (p->probe) {
+        mysql_close(p->probe);
+        p->probe = NULL;
+    }
+    mysql_thread_end();
+    return NULL;
+}
+
+int prober_start(struct prober *p, const struct lkv_config *cfg, int index)
+{
+    memset(p, 0, sizeof(*p));
+    p->cfg = cfg;
+    p->index = index;
+    if (pthread_mutex_init(&p->lock, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&p->wake, NULL) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        return -1;
+    }
+    int rc = pthread_create(&p->thread, NULL, run, p);
+    if (rc != 0) {
+        log_error("cannot start a thread: %s", strerror(rc));
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->lock);
+        return -1;
+    }
+    p->started = 1;
+    return 0;
+}
+
+void prober_stop(struct prober *p)
+{
+    if (!p->started)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = 1;
+    p->head = p->tail = NULL;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->lock);
+    p->started = 0;
+}
+
+void prober_request(struct prober *p, struct prober_req *r)
+{
+    r->next = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->tail)
+        p->tail->next = r;
+    else
+        p->head = r;
+    p->tail = r;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
