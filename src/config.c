@@ -366,8 +366,11 @@ struct lkv_config *config_load(const char *path, int test_mode, char *err, size_
     for (int i = 0; i < cfg->partitions; i++)
         if (load_partition(&ld, cfg, i) != 0)
             goto fail;
+    /* Workers each run an event loop that never waits on the database;
+     * libmicrohttpd's own thread takes the remaining core. More loops than
+     * that only split the batches (server.h). */
     if (cfg->threads == 0)
-        cfg->threads = count_cores();
+        cfg->threads = count_cores() > 1 ? count_cores() - 1 : 1;
     if (warn_unknown(&ld, cfg) != 0)
         goto fail;
     iniparser_freedict(ld.ini);

@@ -129,9 +129,7 @@ static void fail_with(struct dbconn *c, unsigned err, const char *msg)
     enum lkv_status st = LKV_EUNAVAIL;
     switch (err) {
     case ER_LOCK_DEADLOCK: /* retried by the caller */
-        log_debug("partition %d: %s", c->partition, msg);
-        break;
-    case ER_DUP_ENTRY: /* an insert raced another writer: see lane.c */
+    case ER_DUP_ENTRY:     /* an insert raced another writer: see lane.c */
         log_debug("partition %d: %s", c->partition, msg);
         break;
     case ER_LOCK_WAIT_TIMEOUT:

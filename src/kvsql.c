@@ -29,14 +29,13 @@
     " seq = NULL, version = GREATEST(version + 1, VALUES(version))"
 
 #define INSERT_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES "
+/* Each row's new version, computed by the server, comes back with it: a
+ * batch of writes is one statement (MariaDB 10.5+: with ON DUPLICATE KEY
+ * UPDATE, RETURNING gives the row as updated). */
+#define RETURNING " RETURNING k, version"
 
 static const char *const templates[] = {
     [KV_GET] = "SELECT v, ctype, version, deleted FROM `@T` WHERE k = ?",
-    /* LAST_INSERT_ID(expr) hands the new version back without a second
-     * round trip; a fresh insert reports 0, and then it is the bound now. */
-    [KV_SET] = INSERT_HEAD "(?, ?, ?, ?, 0, NULL)"
-               " ON DUPLICATE KEY UPDATE v = VALUES(v), ctype = VALUES(ctype), deleted = 0,"
-               " seq = NULL, version = LAST_INSERT_ID(GREATEST(version + 1, VALUES(version)))",
     [KV_DELETE] = "UPDATE `@T` SET v = '', deleted = 1, seq = NULL,"
                   " version = LAST_INSERT_ID(GREATEST(version + 1, ?))"
                   " WHERE k = ? AND deleted = 0",
@@ -72,28 +71,22 @@ static char *repeated(const char *table, const char *head, const char *group, in
 static char *build(const char *table, int id)
 {
     if (id >= KV_INSERT_MANY)
-        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, NULL)", id - KV_INSERT_MANY + 1, "");
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, NULL)", id - KV_INSERT_MANY + 1,
+                        RETURNING);
     if (id >= KV_WRITE_MANY)
         return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, NULL)", id - KV_WRITE_MANY + 1,
-                        WRITE_UPDATE);
+                        WRITE_UPDATE RETURNING);
     if (id >= KV_LOCK_MANY) {
         /* One equality lookup per key, each key once. */
         return joined(table, "", "(SELECT k, version, deleted FROM `@T` WHERE k = ? FOR UPDATE)",
                       " UNION ALL ", id - KV_LOCK_MANY + 1, "");
     }
-    if (id >= KV_GET_MANY) {
-        int family = (id - KV_GET_MANY) / KVSQL_WIDTHS;
-        int width = 2 << ((id - KV_GET_MANY) % KVSQL_WIDTHS);
-        switch (family) {
-        case 0:
-            return repeated(table, "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN (",
-                            "?", width, ")");
-        case 1:
-            return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, 0)", width, APPLY_UPDATE);
-        default:
-            return repeated(table, "SELECT k, version FROM `@T` WHERE k IN (", "?", width, ")");
-        }
-    }
+    if (id >= KV_APPLY_MANY)
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, 0)", 2 << (id - KV_APPLY_MANY),
+                        APPLY_UPDATE);
+    if (id >= KV_GET_MANY)
+        return repeated(table, "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN (", "?",
+                        2 << (id - KV_GET_MANY), ")");
     return store_sql_expand(templates[id], table);
 }
 

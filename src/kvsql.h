@@ -19,19 +19,18 @@
 
 enum kvsql_id {
     KV_GET,           /* v, ctype, version, deleted of one key */
-    KV_SET,           /* a lone blind set: new version through LAST_INSERT_ID */
-    KV_DELETE,        /* a lone blind delete (0 rows: absent) */
+    KV_DELETE,        /* a lone unconditional delete (0 rows: absent) */
     KV_APPLY,         /* versioned upsert of one copy */
     KV_LIST_FROM,     /* live keys >= lower, ordered, limit */
     KV_LIST_RANGE,    /* live keys >= lower and < upper, ordered, limit */
     KV_GET_MANY,      /* k + KV_GET's columns; + i for width 2 << i */
     KV_APPLY_MANY = KV_GET_MANY + KVSQL_WIDTHS,    /* copies, padded */
-    KV_VERSIONS_MANY = KV_APPLY_MANY + KVSQL_WIDTHS, /* k, version, padded */
-    KV_LOCK_MANY = KV_VERSIONS_MANY + KVSQL_WIDTHS, /* k, version, deleted FOR UPDATE;
-                                                       + n - 1 for n distinct keys */
-    KV_WRITE_MANY = KV_LOCK_MANY + KVSQL_MANY_MAX,  /* master upserts; + n - 1 for n rows */
-    KV_INSERT_MANY = KV_WRITE_MANY + KVSQL_MANY_MAX, /* master inserts of keys found
-                                                       absent; + n - 1 for n rows */
+    KV_LOCK_MANY = KV_APPLY_MANY + KVSQL_WIDTHS,   /* k, version, deleted FOR UPDATE;
+                                                      + n - 1 for n distinct keys */
+    KV_WRITE_MANY = KV_LOCK_MANY + KVSQL_MANY_MAX, /* master upserts RETURNING k, version;
+                                                      + n - 1 for n rows */
+    KV_INSERT_MANY = KV_WRITE_MANY + KVSQL_MANY_MAX, /* inserts of keys found absent,
+                                                        RETURNING k, version; + n - 1 */
     KVSQL_COUNT = KV_INSERT_MANY + KVSQL_MANY_MAX
 };
 
@@ -44,7 +43,8 @@ struct kvsql {
 int kvsql_build(struct kvsql *sql, const char *table);
 void kvsql_free(struct kvsql *sql);
 
-/* The id of a padded family (KV_GET_MANY, KV_APPLY_MANY, KV_VERSIONS_MANY) for n rows, 2 <= n <= KVSQL_MANY_MAX; *width is the
+/* The id of a padded family (KV_GET_MANY, KV_APPLY_MANY) for n rows,
+ * 2 <= n <= KVSQL_MANY_MAX; *width is the
  * statement's row count (n rounded up to a power of two). */
 int kvsql_padded(int base, int n, int *width);
 

@@ -1,20 +1,23 @@
 /*
  * lane.c -- queues and batched statements of one partition. See lane.h.
  *
- * A write batch runs as a transaction, one step per statement:
+ * A batch of unconditional sets is one multi-row upsert that returns each
+ * row's new version (INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING), its
+ * own transaction. A batch where some request needs the current row (a
+ * precondition, PUT's created/replaced, a delete's 404) is a transaction,
+ * one step per statement:
  *
- *   W_BEGIN -> [W_LOCK] -> judge each request -> [W_INSERT] [W_UPSERT]
- *           -> [W_VERSIONS] -> W_COMMIT -> answer
+ *   W_BEGIN -> W_LOCK -> judge each request -> [W_INSERT] [W_UPSERT]
+ *           -> W_COMMIT -> answer
  *
- * W_LOCK reads the rows that need checking FOR UPDATE (one equality lookup
- * per key); it is skipped for blind sets. Keys found with no row at all are
- * then inserted (W_INSERT), the others upserted (W_UPSERT): should another
- * writer create such a key meanwhile, the insert fails as a duplicate and
- * the batch runs again, so a create never overwrites whatever the locking
- * read saw (two writers that both found a key absent normally deadlock on
- * their gap locks first, and the victim runs again). W_VERSIONS
- * reads the new versions back inside the transaction. A lone unconditional
- * write is the single statement W_LONE instead.
+ * W_LOCK reads the rows FOR UPDATE, one equality lookup per key. Keys found
+ * with no row at all are then inserted (W_INSERT), the others upserted
+ * (W_UPSERT), each returning its version: should another writer create such
+ * a key meanwhile, the insert fails as a duplicate and the batch runs
+ * again, so a create never overwrites whatever the locking read saw (two
+ * writers that both found a key absent normally deadlock on their gap locks
+ * first, and the victim runs again). A lone unconditional delete is the
+ * single statement W_LONE.
  */
 #include "lane.h"
 
@@ -27,7 +30,7 @@
 #include "version.h"
 #include "worker.h"
 
-enum { W_NONE, W_LONE, W_BEGIN, W_LOCK, W_INSERT, W_UPSERT, W_VERSIONS, W_COMMIT, W_ROLLBACK };
+enum { W_NONE, W_LONE, W_BEGIN, W_LOCK, W_INSERT, W_UPSERT, W_COMMIT, W_ROLLBACK };
 
 _Static_assert(KVSQL_COUNT <= DBCONN_MAX_STMTS, "a connection caches every statement");
 
@@ -82,7 +85,7 @@ static void end_batch(struct lane *l, enum lkv_status st_all)
 {
     struct job *done[KVSQL_MANY_MAX];
     int n = l->nbatch;
-    memcpy(done, l->batch, (size_t)n * sizeof(done[0]));
+    memcpy(done, l->batch, (size_t)n * sizeof(struct job *));
     l->nbatch = 0;
     l->step = W_NONE;
     l->attempt = 0;
@@ -249,7 +252,7 @@ static void start_copy(struct lane *l)
     if (n > 1) {
         /* Rows locked in key order: two copy statements never wait for
          * each other in a cycle. */
-        qsort(l->batch, (size_t)n, sizeof(l->batch[0]), by_key);
+        qsort(l->batch, (size_t)n, sizeof(struct job *), by_key);
         id = kvsql_padded(KV_APPLY_MANY, n, &width);
     }
     for (int i = 0; i < width; i++) {
@@ -306,62 +309,6 @@ static int needs_state(const struct job *j)
 
 static void write_step(struct dbconn *c, enum lkv_status st, void *arg);
 
-static void lone_done(struct dbconn *c, enum lkv_status st, void *arg)
-{
-    struct lane *l = arg;
-    struct job *j = l->batch[0];
-    if (st != LKV_OK) {
-        batch_failed(l, st);
-        return;
-    }
-    if (j->rec->deleted && c->affected_rows == 0) {
-        j->st = LKV_ENOTFOUND;
-    } else {
-        j->rec->version = c->insert_id ? c->insert_id : l->now_us;
-        j->created = 1;
-        j->st = LKV_OK;
-    }
-    end_batch(l, LKV_OK);
-}
-
-static void start_lone(struct lane *l)
-{
-    struct job *j = l->batch[0];
-    const struct record *r = j->rec;
-    l->step = W_LONE;
-    l->pu64[0] = l->now_us;
-    if (r->deleted) {
-        bind_u64(&l->param[0], &l->pu64[0]);
-        bind_blob(&l->param[1], r->key, r->key_len, &l->plen[0]);
-        dbconn_exec(&l->conn, KV_DELETE, l->param, NULL, NULL, lone_done, l);
-        return;
-    }
-    bind_blob(&l->param[0], r->key, r->key_len, &l->plen[0]);
-    bind_blob(&l->param[1], r->value ? r->value : "", r->value_len, &l->plen[1]);
-    bind_blob(&l->param[2], r->ctype, strlen(r->ctype), &l->plen[2]);
-    bind_u64(&l->param[3], &l->pu64[0]);
-    if (r->value_len > l->conn.largest_value)
-        l->conn.largest_value = r->value_len;
-    dbconn_exec(&l->conn, KV_SET, l->param, NULL, NULL, lone_done, l);
-}
-
-/* Binds the keys of the included jobs, padded to a statement of family
- * base; returns its id. */
-static int bind_included_keys(struct lane *l, int base)
-{
-    struct job *pick[KVSQL_MANY_MAX];
-    int n = 0, width;
-    for (int i = 0; i < l->nbatch; i++)
-        if (l->batch[i]->included)
-            pick[n++] = l->batch[i];
-    int id = kvsql_padded(base, n < 2 ? 2 : n, &width);
-    for (int i = 0; i < width; i++) {
-        const struct record *r = pick[i < n ? i : n - 1]->rec;
-        bind_blob(&l->param[i], r->key, r->key_len, &l->plen[i]);
-    }
-    return id;
-}
-
 static struct job *job_of_key(struct lane *l, const char *key, size_t len)
 {
     for (int i = 0; i < l->nbatch; i++) {
@@ -385,6 +332,7 @@ static enum lkv_status lock_row(MYSQL_STMT *s, void *arg)
     return LKV_OK;
 }
 
+/* A row of RETURNING k, version: the version the write got. */
 static enum lkv_status version_row(MYSQL_STMT *s, void *arg)
 {
     (void)s;
@@ -421,54 +369,57 @@ static int judge(struct lane *l)
 }
 
 /* Binds the included jobs whose row was found (fresh = 0: upserts) or not
- * found (fresh = 1: inserts); returns how many. */
+ * found (fresh = 1: inserts), in key order (the order InnoDB locks them
+ * in, so two such statements never wait for each other in a cycle), and
+ * the RETURNING columns; returns how many. */
 static int bind_writes(struct lane *l, int fresh)
 {
+    struct job *pick[KVSQL_MANY_MAX];
     int n = 0;
     for (int i = 0; i < l->nbatch; i++) {
         struct job *j = l->batch[i];
-        if (j->included && (l->locked && !j->cur_row) == fresh) {
-            bind_row(l, &l->param[5 * n], n, j->rec, l->now_us);
-            n++;
-        }
+        if (j->included && (l->locked && !j->cur_row) == fresh)
+            pick[n++] = j;
     }
+    if (n > 1)
+        qsort(pick, (size_t)n, sizeof(struct job *), by_key);
+    for (int i = 0; i < n; i++)
+        bind_row(l, &l->param[5 * i], i, pick[i]->rec, l->now_us);
+    bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+    bind_u64(&l->result[1], &l->row.version);
     return n;
 }
 
-/* The next statement of the transaction after step: inserts, upserts,
- * the new versions, commit; skipping what has nothing to do. */
+/* The next statement after step: inserts, upserts, then the commit of a
+ * transaction; skipping what has nothing to do. */
 static void write_next(struct lane *l)
 {
     int n;
     switch (l->step) {
     case W_LOCK:
-        /* Keys found absent are inserted, never upserted: if another
-         * writer created one meanwhile, the insert fails (duplicate) instead
-         * of overwriting it, and the batch runs again. */
+        /* Keys found with no row are inserted, never upserted: should
+         * another writer create one meanwhile, the insert fails
+         * (duplicate) instead of overwriting it, and the batch runs again. */
         l->step = W_INSERT;
         if ((n = bind_writes(l, 1)) > 0) {
-            dbconn_exec(&l->conn, KV_INSERT_MANY + n - 1, l->param, NULL, NULL, write_step, l);
+            dbconn_exec(&l->conn, KV_INSERT_MANY + n - 1, l->param, l->result, version_row,
+                        write_step, l);
             return;
         }
         __attribute__((fallthrough));
     case W_INSERT:
         l->step = W_UPSERT;
         if ((n = bind_writes(l, 0)) > 0) {
-            dbconn_exec(&l->conn, KV_WRITE_MANY + n - 1, l->param, NULL, NULL, write_step, l);
+            dbconn_exec(&l->conn, KV_WRITE_MANY + n - 1, l->param, l->result, version_row,
+                        write_step, l);
             return;
         }
         __attribute__((fallthrough));
     case W_UPSERT:
-        l->step = W_VERSIONS;
-        if (l->nincluded > 0) {
-            bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
-            bind_u64(&l->result[1], &l->row.version);
-            dbconn_exec(&l->conn, bind_included_keys(l, KV_VERSIONS_MANY), l->param, l->result,
-                        version_row, write_step, l);
+        if (!l->locked) {
+            end_batch(l, LKV_OK); /* one statement, committed by itself */
             return;
         }
-        __attribute__((fallthrough));
-    case W_VERSIONS:
         l->step = W_COMMIT;
         dbconn_query(&l->conn, "COMMIT", write_step, l);
         return;
@@ -507,8 +458,8 @@ static void write_step(struct dbconn *c, enum lkv_status st, void *arg)
         return;
     }
     if (st != LKV_OK) {
-        if (dbconn_ready(&l->conn) && !dbconn_deadlocked(&l->conn) && l->step != W_COMMIT &&
-            !dbconn_faulted(&l->conn)) {
+        if (l->locked && dbconn_ready(&l->conn) && !dbconn_deadlocked(&l->conn) &&
+            l->step != W_COMMIT && !dbconn_faulted(&l->conn)) {
             /* The transaction is still open: end it before answering, or
              * before running the batch again after a lost insert race. */
             l->redo = l->step == W_INSERT && dbconn_duplicate(&l->conn);
@@ -521,46 +472,76 @@ static void write_step(struct dbconn *c, enum lkv_status st, void *arg)
         batch_failed(l, st);
         return;
     }
-    if (l->step == W_BEGIN) {
-        l->locked = 0;
-        for (int i = 0; i < l->nbatch; i++) {
-            struct job *j = l->batch[i];
-            j->cur_row = j->cur_exists = 0;
-            j->cur_version = 0;
-            l->locked |= needs_state(j);
-        }
-        if (l->locked) {
-            l->step = W_LOCK;
-            for (int i = 0; i < l->nbatch; i++)
-                bind_blob(&l->param[i], l->batch[i]->rec->key, l->batch[i]->rec->key_len,
-                          &l->plen[i]);
-            bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
-            bind_u64(&l->result[1], &l->row.version);
-            bind_int(&l->result[2], &l->row.deleted);
-            dbconn_exec(&l->conn, KV_LOCK_MANY + l->nbatch - 1, l->param, l->result, lock_row,
-                        write_step, l);
+    switch (l->step) {
+    case W_BEGIN:
+        l->step = W_LOCK;
+        for (int i = 0; i < l->nbatch; i++)
+            bind_blob(&l->param[i], l->batch[i]->rec->key, l->batch[i]->rec->key_len,
+                      &l->plen[i]);
+        bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+        bind_u64(&l->result[1], &l->row.version);
+        bind_int(&l->result[2], &l->row.deleted);
+        dbconn_exec(&l->conn, KV_LOCK_MANY + l->nbatch - 1, l->param, l->result, lock_row,
+                    write_step, l);
+        return;
+    case W_LOCK:
+        if (judge(l) == 0) {
+            l->step = W_UPSERT; /* nothing to write: commit, releasing the locks */
+            write_next(l);
             return;
         }
-        l->step = W_LOCK; /* blind sets: nothing to lock, nothing to judge */
-    }
-    if (l->step == W_LOCK) {
-        l->nincluded = judge(l);
-        if (l->nincluded == 0) {
-            l->step = W_VERSIONS; /* release the locks */
-        }
-    }
-    if (l->step == W_COMMIT) {
+        write_next(l);
+        return;
+    case W_COMMIT:
         end_batch(l, LKV_OK);
         return;
+    default:
+        write_next(l);
     }
-    write_next(l);
+}
+
+/* A lone unconditional delete: one statement; no row changed means absent. */
+static void lone_delete_done(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    struct lane *l = arg;
+    struct job *j = l->batch[0];
+    if (st != LKV_OK) {
+        batch_failed(l, st);
+        return;
+    }
+    if (c->affected_rows == 0) {
+        j->st = LKV_ENOTFOUND;
+    } else {
+        j->rec->version = c->insert_id;
+        j->st = LKV_OK;
+    }
+    end_batch(l, LKV_OK);
 }
 
 static void start_write(struct lane *l)
 {
     l->now_us = version_now_us();
-    if (l->nbatch == 1 && !needs_state(l->batch[0])) {
-        start_lone(l);
+    l->locked = 0;
+    for (int i = 0; i < l->nbatch; i++) {
+        struct job *j = l->batch[i];
+        j->cur_row = j->cur_exists = 0;
+        j->cur_version = 0;
+        l->locked |= needs_state(j);
+    }
+    if (!l->locked) {
+        /* Blind sets: one multi-row upsert, its own transaction. */
+        judge(l);
+        l->step = W_LOCK;
+        write_next(l);
+        return;
+    }
+    struct job *j = l->batch[0];
+    if (l->nbatch == 1 && j->rec->deleted && !j->if_match && !j->if_none_match) {
+        l->step = W_LONE;
+        l->pu64[0] = l->now_us;
+        bind_u64(&l->param[0], &l->pu64[0]);
+        bind_blob(&l->param[1], j->rec->key, j->rec->key_len, &l->plen[0]);
+        dbconn_exec(&l->conn, KV_DELETE, l->param, NULL, NULL, lone_delete_done, l);
         return;
     }
     l->step = W_BEGIN;
@@ -697,7 +678,7 @@ void lane_close(struct lane *l, enum lkv_status st)
             }
         struct job *done[KVSQL_MANY_MAX];
         int n = l->nbatch;
-        memcpy(done, l->batch, (size_t)n * sizeof(done[0]));
+        memcpy(done, l->batch, (size_t)n * sizeof(struct job *));
         l->nbatch = 0;
         for (int i = 0; i < n; i++)
             answer(done[i], st);
