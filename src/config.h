@@ -14,7 +14,7 @@
 
 #define CONFIG_MAX_PARTITIONS 64
 #define CONFIG_MAX_KEY_LENGTH 3072 /* InnoDB's limit for an index key */
-#define CONFIG_MAX_BATCH 16        /* requests per grouped statement (batcher.h) */
+#define CONFIG_MAX_BATCH 16        /* requests per grouped statement (lane.h) */
 #define CONFIG_TEST_PREFIX "test_"
 
 struct lkv_partition_conf {

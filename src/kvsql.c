@@ -10,17 +10,6 @@
 #include "buf.h"
 #include "store.h"
 
-/* The version rule of a copy: MariaDB assigns left to right, each
- * expression seeing the columns already assigned, so version comes last and
- * the others compare against the old one. */
-#define APPLY_UPDATE \
-    " ON DUPLICATE KEY UPDATE" \
-    " v = IF(VALUES(version) > version, VALUES(v), v)," \
-    " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype)," \
-    " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted)," \
-    " seq = IF(VALUES(version) > version, 0, seq)," \
-    " version = GREATEST(version, VALUES(version))"
-
 /* A master write, set or delete, of a row the transaction has locked: the
  * new version is max(old + 1, now); a tombstone keeps its content type. */
 #define WRITE_UPDATE \
@@ -39,7 +28,7 @@ static const char *const templates[] = {
     [KV_DELETE] = "UPDATE `@T` SET v = '', deleted = 1, seq = NULL,"
                   " version = LAST_INSERT_ID(GREATEST(version + 1, ?))"
                   " WHERE k = ? AND deleted = 0",
-    [KV_APPLY] = INSERT_HEAD "(?, ?, ?, ?, ?, 0)" APPLY_UPDATE,
+    [KV_APPLY] = INSERT_HEAD "(?, ?, ?, ?, ?, 0)" STORE_APPLY_UPDATE,
     [KV_LIST_FROM] = "SELECT k FROM `@T` WHERE k >= ? AND deleted = 0 ORDER BY k LIMIT ?",
     [KV_LIST_RANGE] = "SELECT k FROM `@T` WHERE k >= ? AND k < ? AND deleted = 0"
                       " ORDER BY k LIMIT ?",
@@ -83,7 +72,7 @@ static char *build(const char *table, int id)
     }
     if (id >= KV_APPLY_MANY)
         return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, 0)", 2 << (id - KV_APPLY_MANY),
-                        APPLY_UPDATE);
+                        STORE_APPLY_UPDATE);
     if (id >= KV_GET_MANY)
         return repeated(table, "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN (", "?",
                         2 << (id - KV_GET_MANY), ")");

@@ -33,6 +33,7 @@
 enum { W_NONE, W_LONE, W_BEGIN, W_LOCK, W_INSERT, W_UPSERT, W_COMMIT, W_ROLLBACK };
 
 _Static_assert(KVSQL_COUNT <= DBCONN_MAX_STMTS, "a connection caches every statement");
+_Static_assert(CONFIG_MAX_BATCH <= KVSQL_MANY_MAX, "[server] batch fits a statement");
 
 static void kick(struct lane *l);
 

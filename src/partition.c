@@ -25,11 +25,6 @@ void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
     c->rng = version_now_us() ^ ((uint64_t)(uintptr_t)c << 17) ^ 0x9e3779b97f4a7c15ULL;
 }
 
-void pconn_count_deadlocks(struct pconn *c, atomic_uint_fast64_t *counter)
-{
-    c->deadlock_retries = counter;
-}
-
 void pconn_close(struct pconn *c)
 {
     /* in_txn stays set: pconn_commit/pconn_rollback clear it, so a caller in
@@ -46,18 +41,10 @@ void pconn_close(struct pconn *c)
     }
 }
 
-void pconn_share_health(struct pconn *c, struct partition_health *health)
+/* 1 when c is in its back-off period (recently failed), else 0. */
+static int backing_off(const struct pconn *c)
 {
-    c->health = health;
-}
-
-int pconn_backing_off(const struct pconn *c)
-{
-    if (c->mysql != NULL || c->retry_at_us == 0 || version_now_us() >= c->retry_at_us)
-        return 0;
-    /* Another thread has connected since this one failed: try again now. */
-    return !(c->health && atomic_load_explicit(&c->health->last_connect_us,
-                                               memory_order_relaxed) > c->failed_at_us);
+    return c->mysql == NULL && c->retry_at_us != 0 && version_now_us() < c->retry_at_us;
 }
 
 static void remember_failure(struct pconn *c, unsigned err, const char *msg)
@@ -70,15 +57,6 @@ static void start_backoff(struct pconn *c)
 {
     c->failed_at_us = version_now_us();
     c->retry_at_us = c->failed_at_us + PCONN_BACKOFF_US;
-}
-
-void pconn_share_fault(struct pconn *c)
-{
-    if (c->in_txn)
-        return; /* its own statement will tell */
-    remember_failure(c, CR_SERVER_LOST, "a connection of another thread to this partition failed");
-    pconn_close(c);
-    start_backoff(c);
 }
 
 static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
@@ -117,9 +95,6 @@ static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
         return NULL;
     }
     c->retry_at_us = 0;
-    if (c->health)
-        atomic_store_explicit(&c->health->last_connect_us, version_now_us(),
-                              memory_order_relaxed);
     *st = LKV_OK;
     return m;
 }
@@ -160,7 +135,7 @@ MYSQL *pconn_mysql(struct pconn *c, enum lkv_status *st)
         *st = LKV_OK;
         return c->mysql;
     }
-    if (pconn_backing_off(c)) {
+    if (backing_off(c)) {
         *st = LKV_EUNAVAIL;
         return NULL;
     }
@@ -246,20 +221,12 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt)
     return LKV_EINTERNAL;
 }
 
-void pconn_after_transfer(struct pconn *c, size_t bytes)
-{
-    if (bytes > PCONN_LARGE_TRANSFER)
-        pconn_close(c);
-}
-
 int pconn_retry_deadlock(struct pconn *c, int attempt)
 {
     int deadlock = c->last_errno == ER_LOCK_DEADLOCK;
     c->last_errno = 0; /* consumed: a later failure of another kind is not retried */
     if (!deadlock || attempt + 1 >= PCONN_DEADLOCK_ATTEMPTS)
         return 0;
-    if (c->deadlock_retries)
-        atomic_fetch_add_explicit(c->deadlock_retries, 1, memory_order_relaxed);
     uint64_t x = c->rng;
     x ^= x << 13;
     x ^= x >> 7;
@@ -269,18 +236,6 @@ int pconn_retry_deadlock(struct pconn *c, int attempt)
     struct timespec pause = {0, (long)(x % max_us) * 1000L};
     nanosleep(&pause, NULL);
     return 1;
-}
-
-enum lkv_status pconn_ping(struct pconn *c)
-{
-    enum lkv_status st;
-    c->retry_at_us = 0; /* a health check tells what is true now: no back-off */
-    MYSQL *m = pconn_mysql(c, &st);
-    if (m == NULL)
-        return st;
-    if (mysql_ping(m) != 0)
-        return pconn_fail(c, NULL);
-    return LKV_OK;
 }
 
 enum lkv_status pconn_begin(struct pconn *c)

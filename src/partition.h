@@ -1,9 +1,10 @@
 /*
  * partition.h -- connections to the partitions' databases.
  *
- * A struct pconn is one connection to one partition, owned by exactly one
- * thread: lazykvd keeps one per partition per worker thread (see
- * partition_thread_set), lazykv-sync and lazykv-admin one per partition.
+ * A struct pconn is one blocking connection to one partition, owned by
+ * exactly one thread: lazykv-sync and lazykv-admin keep one per partition
+ * (per thread). lazykvd's request path never blocks and has its own,
+ * dbconn.h.
  * Connections open lazily, and after a connection-level failure they are
  * closed and not retried for a short back-off, so a dead partition costs one
  * timeout per thread per back-off period, not one per request. Prepared
@@ -13,21 +14,12 @@
 #define LKV_PARTITION_H
 
 #include <mysql.h>
-#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "lkv.h"
 
 #define PCONN_MAX_STMTS 40
-
-/* What the threads of one process know about a partition, shared: when any
- * of them last connected to it. A thread in back-off tries again at once
- * when another one has connected since its failure, so a partition that
- * comes back is used by every thread right away. */
-struct partition_health {
-    atomic_uint_fast64_t last_connect_us;
-};
 
 /* After a connection failure, requests fail fast for this long. */
 #define PCONN_BACKOFF_US 1000000u
@@ -42,22 +34,17 @@ struct pconn {
     MYSQL_STMT *stmt[PCONN_MAX_STMTS];        /* owned; prepared lazily */
     uint64_t retry_at_us;                     /* no reconnect before this */
     uint64_t failed_at_us;                    /* when the last connection failed */
-    struct partition_health *health;          /* ref: shared, or NULL */
     int in_txn;                               /* a transaction is open */
     uint64_t last_used_us;                    /* when a statement last ran */
     unsigned last_errno;                      /* of the last failure */
     char last_error[256];                     /* of the last failure */
     uint64_t rng;                             /* xorshift64 state: retry jitter */
-    atomic_uint_fast64_t *deadlock_retries;   /* ref: counter, or NULL */
 };
 
 /* Initialises c for partition index of cfg; connects nothing yet. sql is a
  * table of nsql statement texts that pconn_stmt() prepares by id. */
 void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
                 const char *const *sql, int nsql);
-
-/* Shares health with the other threads' connections to the same partition. */
-void pconn_share_health(struct pconn *c, struct partition_health *health);
 
 /* Closes the connection and its statements. c can be used again. */
 void pconn_close(struct pconn *c);
@@ -86,35 +73,11 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt);
 /* Called after attempt (0-based) of a write failed with LKV_EUNAVAIL: 1 when
  * the failure was InnoDB choosing it as a deadlock victim and attempts are
  * left. InnoDB rolled the victim back whole, so the caller runs it again, as
- * if it had arrived later. Before returning 1 it counts the retry (see
- * pconn_count_deadlocks) and sleeps a random pause of up to 2^attempt ms
- * (at most 64 ms), so that the writers that met do not meet again in step.
+ * if it had arrived later. Before returning 1 it sleeps a random pause of
+ * up to 2^attempt ms (at most 64 ms), so that the writers that met do not
+ * meet again in step.
  * A deadlock is contention, not a fault: it never puts c in back-off. */
 int pconn_retry_deadlock(struct pconn *c, int attempt);
-
-/* Makes pconn_retry_deadlock add each retry to *counter (ref). */
-void pconn_count_deadlocks(struct pconn *c, atomic_uint_fast64_t *counter);
-
-/* Closes c and puts it in back-off as if its own statement had met the
- * connection fault that another thread's connection to the same partition
- * just met: for requests answered by that thread's statement (batcher.h), so
- * that a dead or hung partition costs one timeout, not one per waiting
- * thread. Does nothing inside a transaction. */
-void pconn_share_fault(struct pconn *c);
-
-/* 1 when c is in its back-off period (recently failed), else 0. */
-int pconn_backing_off(const struct pconn *c);
-
-/* Values above this many bytes leave the client library holding buffers of
- * their size for the life of the connection: pconn_after_transfer() closes
- * the connection after such a value, so memory follows the load. */
-#define PCONN_LARGE_TRANSFER (1u << 20)
-
-/* Called after a value of bytes went through c: see PCONN_LARGE_TRANSFER. */
-void pconn_after_transfer(struct pconn *c, size_t bytes);
-
-/* Sends a ping, connecting if needed. LKV_OK or LKV_EUNAVAIL. */
-enum lkv_status pconn_ping(struct pconn *c);
 
 /* Transactions. A connection found dead inside one is never silently
  * replaced (the work done so far is gone): the next call fails instead.

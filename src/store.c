@@ -12,38 +12,12 @@
 #include "buf.h"
 #include "log.h"
 
-/* The version rule of every copy: MariaDB assigns left to right, each
- * expression seeing the columns already assigned, so version comes last and
- * the others compare against the old one. */
-#define APPLY_UPDATE_CLAUSE \
-    " ON DUPLICATE KEY UPDATE" \
-    " v = IF(VALUES(version) > version, VALUES(v), v)," \
-    " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype)," \
-    " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted)," \
-    " seq = IF(VALUES(version) > version, 0, seq)," \
-    " version = GREATEST(version, VALUES(version))"
-
 _Static_assert(ST_COUNT <= PCONN_MAX_STMTS, "a connection caches every statement");
 
 /* "@T" stands for the table name. No request data is ever placed here. */
 static const char *const templates[] = {
     [ST_GET] = "SELECT v, ctype, version, deleted FROM `@T` WHERE k = ?",
     [ST_HEAD] = "SELECT ctype, version, deleted, LENGTH(v) FROM `@T` WHERE k = ?",
-    [ST_LOCK] = "SELECT version, deleted FROM `@T` WHERE k = ? FOR UPDATE",
-    /* The new version is max(old + 1, now): LAST_INSERT_ID(expr) hands it
-     * back through mysql_stmt_insert_id() without a second round trip. A
-     * fresh insert reports 0, and then the version is the bound `now`. */
-    [ST_SET] = "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES (?, ?, ?, ?, 0, NULL)"
-               " ON DUPLICATE KEY UPDATE v = VALUES(v), ctype = VALUES(ctype), deleted = 0,"
-               " seq = NULL, version = LAST_INSERT_ID(GREATEST(version + 1, VALUES(version)))",
-    [ST_DELETE] = "UPDATE `@T` SET v = '', deleted = 1, seq = NULL,"
-                  " version = LAST_INSERT_ID(GREATEST(version + 1, ?))"
-                  " WHERE k = ? AND deleted = 0",
-    [ST_APPLY] = "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES (?, ?, ?, ?, ?, 0)"
-                 APPLY_UPDATE_CLAUSE,
-    [ST_LIST_FROM] = "SELECT k FROM `@T` WHERE k >= ? AND deleted = 0 ORDER BY k LIMIT ?",
-    [ST_LIST_RANGE] = "SELECT k FROM `@T` WHERE k >= ? AND k < ? AND deleted = 0"
-                      " ORDER BY k LIMIT ?",
     [ST_NODE_ID] = "SELECT text FROM `@T_meta` WHERE name = 'node_id'",
     [ST_EPOCH_LOCK] = "SELECT value FROM `@T_meta` WHERE name = 'epoch' FOR UPDATE",
     [ST_STAMP] = "UPDATE `@T` SET seq = ? WHERE seq IS NULL LIMIT ?",
@@ -59,7 +33,7 @@ static const char *const templates[] = {
     [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq FROM `@T` FORCE INDEX (by_seq)"
                    " WHERE seq = ? AND k > ? ORDER BY k LIMIT ?",
     [ST_NEXT_EPOCH] = "SELECT MIN(seq) FROM `@T` WHERE seq > ?",
-    /* ST_APPLY_MULTI, ST_GET_MANY.., ST_APPLY_MANY..: build_statement() */
+    /* ST_APPLY_MULTI, ST_APPLY_MANY..: build_statement() */
     [ST_TOMBSTONES] = "SELECT k, version, seq FROM `@T` FORCE INDEX (by_tombstone)"
                       " WHERE deleted = 1 AND version < ? AND seq > 0 LIMIT ?",
     [ST_PURGE] = "DELETE FROM `@T` WHERE k = ? AND deleted = 1 AND version <= ?",
@@ -85,7 +59,7 @@ static const char *const templates[] = {
 };
 
 /* head, then count copies of group separated by ", ", then tail, with "@T"
- * expanded: the multi-row statements (ST_APPLY_MULTI, ST_GET_MANY...). */
+ * expanded: the multi-row statements (ST_APPLY_MULTI, ST_APPLY_MANY...). */
 static char *build_repeated(const char *table, const char *head, const char *group, int count,
                             const char *tail)
 {
@@ -104,18 +78,15 @@ static char *build_repeated(const char *table, const char *head, const char *gro
 
 #define APPLY_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES "
 #define APPLY_ROW "(?, ?, ?, ?, ?, 0)"
-#define GET_MANY_HEAD "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN ("
 
 /* The text of statement id, for the ones not in templates[]. */
 static char *build_statement(const char *table, int id)
 {
     if (id == ST_APPLY_MULTI)
-        return build_repeated(table, APPLY_HEAD, APPLY_ROW, STORE_APPLY_CHUNK, APPLY_UPDATE_CLAUSE);
+        return build_repeated(table, APPLY_HEAD, APPLY_ROW, STORE_APPLY_CHUNK, STORE_APPLY_UPDATE);
     if (id >= ST_APPLY_MANY)
         return build_repeated(table, APPLY_HEAD, APPLY_ROW, 2 << (id - ST_APPLY_MANY),
-                              APPLY_UPDATE_CLAUSE);
-    if (id >= ST_GET_MANY)
-        return build_repeated(table, GET_MANY_HEAD, "?", 2 << (id - ST_GET_MANY), ")");
+                              STORE_APPLY_UPDATE);
     return store_sql_expand(templates[id], table);
 }
 
@@ -133,7 +104,7 @@ char *store_sql_expand(const char *tmpl, const char *table)
     return buf_steal(&b, NULL);
 }
 
-/* The id of the statement of base's family (ST_GET_MANY, ST_APPLY_MANY)
+/* The id of the statement of base's family (ST_APPLY_MANY)
  * for n rows (2..STORE_MANY_MAX), and its width in rows. */
 static int many_id(int base, int n, int *width)
 {
@@ -263,230 +234,6 @@ out:
     return st;
 }
 
-/* Fills every out[i] (and st[i]) asking for the row's key (key, klen) from
- * the current row of s, whose value column 1 is vlen bytes long. 0, or -1
- * when out of memory or the value cannot be fetched (*fail set). */
-static int get_many_fill(struct pconn *c, MYSQL_STMT *s, const char *key, unsigned long klen,
-                         unsigned long vlen, const struct record *row, struct record *out,
-                         enum lkv_status *st, int n, enum lkv_status *fail)
-{
-    char *first = NULL; /* the value fetched for the first match */
-    for (int i = 0; i < n; i++) {
-        if (out[i].key_len != klen || memcmp(out[i].key, key, klen) != 0)
-            continue;
-        memcpy(out[i].ctype, row->ctype, sizeof(out[i].ctype));
-        out[i].version = row->version;
-        out[i].deleted = row->deleted;
-        out[i].value_len = vlen;
-        if (row->deleted)
-            continue;
-        out[i].value = malloc(vlen + 1);
-        if (out[i].value == NULL)
-            return *fail = LKV_ENOMEM, -1;
-        if (first) {
-            memcpy(out[i].value, first, vlen);
-        } else if (vlen > 0) {
-            MYSQL_BIND vb;
-            bind_out(&vb, MYSQL_TYPE_BLOB, out[i].value, vlen + 1, &vlen);
-            if (mysql_stmt_fetch_column(s, &vb, 1, 0) != 0) {
-                free(out[i].value);
-                out[i].value = NULL;
-                return *fail = pconn_fail(c, s), -1;
-            }
-        }
-        out[i].value[vlen] = '\0';
-        first = out[i].value;
-        st[i] = LKV_OK;
-    }
-    return 0;
-}
-
-void store_get_many(struct pconn *c, struct record *out, enum lkv_status *st, int n)
-{
-    int width, id = many_id(ST_GET_MANY, n, &width);
-    enum lkv_status fail;
-    MYSQL_STMT *s = pconn_stmt(c, id, &fail);
-    MYSQL_BIND p[STORE_MANY_MAX], r[5];
-    unsigned long plen[STORE_MANY_MAX];
-    for (int i = 0; i < n; i++) {
-        st[i] = LKV_ENOTFOUND;
-        out[i].value = NULL;
-        out[i].version = 0;
-    }
-    if (s == NULL)
-        goto failed;
-    for (int i = 0; i < width; i++) {
-        const struct record *q = &out[i < n ? i : n - 1];
-        bind_blob(&p[i], q->key, q->key_len, &plen[i]);
-    }
-    if ((fail = run(c, s, p)) != LKV_OK)
-        goto failed;
-
-    char key[STORE_KEY_MAX + 1];
-    unsigned long klen = 0, vlen = 0, clen = 0;
-    struct record row;
-    memset(&row, 0, sizeof(row));
-    bind_out(&r[0], MYSQL_TYPE_BLOB, key, sizeof(key) - 1, &klen);
-    bind_out(&r[1], MYSQL_TYPE_BLOB, NULL, 0, &vlen);
-    bind_out(&r[2], MYSQL_TYPE_STRING, row.ctype, sizeof(row.ctype) - 1, &clen);
-    bind_u64(&r[3], &row.version);
-    bind_int(&r[4], &row.deleted);
-    if (mysql_stmt_bind_result(s, r) != 0) {
-        fail = pconn_fail(c, s);
-        goto failed;
-    }
-    int rc;
-    /* MYSQL_DATA_TRUNCATED is expected: each value is fetched on its own. */
-    while ((rc = mysql_stmt_fetch(s)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
-        if (klen > STORE_KEY_MAX)
-            continue; /* longer than any key asked for */
-        row.ctype[clen < sizeof(row.ctype) ? clen : sizeof(row.ctype) - 1] = '\0';
-        if (get_many_fill(c, s, key, klen, vlen, &row, out, st, n, &fail) != 0)
-            goto failed_after_rows;
-    }
-    if (rc == 1) {
-        fail = pconn_fail(c, s);
-        goto failed_after_rows;
-    }
-    finish(c, id);
-    return;
-failed_after_rows:
-    for (int i = 0; i < n; i++) {
-        free(out[i].value);
-        out[i].value = NULL;
-    }
-    finish(c, id);
-failed:
-    for (int i = 0; i < n; i++)
-        st[i] = fail;
-}
-
-/* The single-statement set: INSERT ... ON DUPLICATE KEY UPDATE. */
-static enum lkv_status write_set(struct pconn *c, const struct record *rec, uint64_t now_us,
-                                 uint64_t *version)
-{
-    enum lkv_status st;
-    MYSQL_STMT *s = pconn_stmt(c, ST_SET, &st);
-    if (s == NULL)
-        return st;
-    MYSQL_BIND p[4];
-    unsigned long klen, vlen, clen;
-    bind_blob(&p[0], rec->key, rec->key_len, &klen);
-    bind_blob(&p[1], rec->value ? rec->value : "", rec->value_len, &vlen);
-    bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &clen);
-    bind_u64(&p[3], &now_us);
-    if ((st = run(c, s, p)) != LKV_OK)
-        return st;
-    uint64_t id = mysql_stmt_insert_id(s);
-    *version = id ? id : now_us;
-    return LKV_OK;
-}
-
-static enum lkv_status write_delete(struct pconn *c, const struct record *rec, uint64_t now_us,
-                                    uint64_t *version)
-{
-    enum lkv_status st;
-    MYSQL_STMT *s = pconn_stmt(c, ST_DELETE, &st);
-    if (s == NULL)
-        return st;
-    MYSQL_BIND p[2];
-    unsigned long klen;
-    bind_u64(&p[0], &now_us);
-    bind_blob(&p[1], rec->key, rec->key_len, &klen);
-    if ((st = run(c, s, p)) != LKV_OK)
-        return st;
-    if (mysql_stmt_affected_rows(s) == 0)
-        return LKV_ENOTFOUND;
-    *version = mysql_stmt_insert_id(s);
-    return LKV_OK;
-}
-
-/* Reads the current row under an exclusive lock (inside a transaction). */
-static enum lkv_status lock_row(struct pconn *c, const struct record *rec, struct record *cur,
-                                int *exists)
-{
-    enum lkv_status st;
-    MYSQL_STMT *s = pconn_stmt(c, ST_LOCK, &st);
-    if (s == NULL)
-        return st;
-    MYSQL_BIND p[1], r[2];
-    unsigned long klen;
-    int deleted = 0;
-    bind_blob(&p[0], rec->key, rec->key_len, &klen);
-    if ((st = run(c, s, p)) != LKV_OK)
-        return st;
-    bind_u64(&r[0], &cur->version);
-    bind_int(&r[1], &deleted);
-    if (mysql_stmt_bind_result(s, r) != 0)
-        return pconn_fail(c, s);
-    int rc = mysql_stmt_fetch(s);
-    if (rc == 1 || rc == MYSQL_DATA_TRUNCATED) {
-        st = pconn_fail(c, s);
-        finish(c, ST_LOCK);
-        return st;
-    }
-    *exists = rc == 0 && !deleted;
-    finish(c, ST_LOCK);
-    return LKV_OK;
-}
-
-static enum lkv_status write_locked(struct pconn *c, const struct record *rec, uint64_t now_us,
-                                    store_check_fn check, void *arg,
-                                    struct write_result *result)
-{
-    enum lkv_status st = pconn_begin(c);
-    if (st != LKV_OK)
-        return st;
-    struct record cur;
-    memset(&cur, 0, sizeof(cur));
-    int exists = 0;
-    st = lock_row(c, rec, &cur, &exists);
-    if (st == LKV_OK && check)
-        st = check(exists ? &cur : NULL, arg);
-    if (st == LKV_OK && rec->deleted && !exists)
-        st = LKV_ENOTFOUND;
-    if (st == LKV_OK) {
-        result->created = !exists;
-        st = rec->deleted ? write_delete(c, rec, now_us, &result->version)
-                          : write_set(c, rec, now_us, &result->version);
-    }
-    if (st == LKV_OK)
-        st = pconn_commit(c);
-    else
-        pconn_rollback(c);
-    return st;
-}
-
-/* One attempt of store_write. */
-static enum lkv_status write_once(struct pconn *c, const struct record *rec, uint64_t now_us,
-                                  int need_created, store_check_fn check, void *arg,
-                                  struct write_result *result)
-{
-    result->created = 1;
-    if (check == NULL && !need_created) {
-        return rec->deleted ? write_delete(c, rec, now_us, &result->version)
-                            : write_set(c, rec, now_us, &result->version);
-    }
-    return write_locked(c, rec, now_us, check, arg, result);
-}
-
-enum lkv_status store_write(struct pconn *c, const struct record *rec, uint64_t now_us,
-                            int need_created, store_check_fn check, void *arg,
-                            struct write_result *result)
-{
-    /* Writers of one key, or of keys in one gap of the index, can deadlock
-     * in InnoDB (a locking read of a missing key takes a gap lock, and two
-     * gap locks block each other's inserts; an upsert's duplicate check
-     * takes a next-key lock): the victim was rolled back whole, so it runs
-     * again and then sees the other's row. */
-    enum lkv_status st;
-    int attempt = 0;
-    do
-        st = write_once(c, rec, now_us, need_created, check, arg, result);
-    while (st == LKV_EUNAVAIL && pconn_retry_deadlock(c, attempt++));
-    return st;
-}
-
 static void bind_record(MYSQL_BIND *p, const struct record *rec, unsigned long *lens,
                         uint64_t *version, int *deleted);
 
@@ -504,46 +251,6 @@ static enum lkv_status write_record(struct pconn *c, int id, const struct record
     bind_record(p, rec, lens, &version, &deleted);
     return run(c, s, p);
 }
-
-enum lkv_status store_apply(struct pconn *c, const struct record *rec)
-{
-    return write_record(c, ST_APPLY, rec);
-}
-
-enum lkv_status store_list(struct pconn *c, const char *lower, size_t lower_len,
-                           const char *upper, size_t upper_len, int limit,
-                           store_key_fn fn, void *arg)
-{
-    enum lkv_status st;
-    int id = upper ? ST_LIST_RANGE : ST_LIST_FROM;
-    MYSQL_STMT *s = pconn_stmt(c, id, &st);
-    if (s == NULL)
-        return st;
-    MYSQL_BIND p[3], r[1];
-    unsigned long lo_len, up_len, klen = 0;
-    int n = 0;
-    bind_blob(&p[n++], lower, lower_len, &lo_len);
-    if (upper)
-        bind_blob(&p[n++], upper, upper_len, &up_len);
-    bind_int(&p[n++], &limit);
-    if ((st = run(c, s, p)) != LKV_OK)
-        return st;
-    char key[STORE_KEY_MAX + 1];
-    memset(r, 0, sizeof(r));
-    bind_out(&r[0], MYSQL_TYPE_BLOB, key, sizeof(key), &klen);
-    if (mysql_stmt_bind_result(s, r) != 0)
-        return pconn_fail(c, s);
-    int rc;
-    while ((rc = mysql_stmt_fetch(s)) == 0) {
-        if (fn(key, klen, arg) != 0)
-            break;
-    }
-    st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
-    finish(c, id);
-    return st;
-}
-
-/* ---- lazykv-sync ------------------------------------------------------------ */
 
 void batch_clear(struct batch *b)
 {
@@ -871,12 +578,13 @@ static enum lkv_status apply_chunk(struct pconn *c, const struct batch *b, size_
     return apply_rows(c, ST_APPLY_MULTI, row, STORE_APPLY_CHUNK);
 }
 
-enum lkv_status store_apply_many(struct pconn *c, const struct record *const *rec, int n)
+/* Applies copies rec[0..n), 1 <= n <= STORE_MANY_MAX, in one statement:
+ * each kept only over a lower version, marked as a copy (seq = 0). The
+ * caller keeps their values within STORE_MANY_BYTES (or n at 1). */
+static enum lkv_status store_apply_many(struct pconn *c, const struct record *const *rec, int n)
 {
-    if (n == 1)
-        return store_apply(c, rec[0]);
     const struct record *row[STORE_MANY_MAX];
-    int width, id = many_id(ST_APPLY_MANY, n, &width);
+    int width, id = many_id(ST_APPLY_MANY, n < 2 ? 2 : n, &width);
     for (int i = 0; i < width; i++)
         row[i] = rec[i < n ? i : n - 1];
     return apply_rows(c, id, row, width);

@@ -1,5 +1,7 @@
 /*
- * store.h -- every SQL statement lazykv runs against a partition's table.
+ * store.h -- the SQL of lazykv-sync and lazykv-admin (lazykvd's request path
+ * has its own, non-blocking: kvsql.h, lane.h), on blocking connections
+ * (partition.h).
  *
  * The statement texts are built once at start-up from constant templates and
  * the configured table name (a validated identifier, see config.c); request
@@ -27,17 +29,23 @@
 #define STORE_CTYPE_MAX 255
 #define STORE_KEY_MAX 3072
 #define STORE_APPLY_CHUNK 50 /* rows per multi-row statement of the sync */
+
+/* The version rule of every copy (the sync's and canonical writes'):
+ * MariaDB assigns left to right, each expression seeing the columns already
+ * assigned, so version comes last and the others compare against the old
+ * one. */
+#define STORE_APPLY_UPDATE \
+    " ON DUPLICATE KEY UPDATE" \
+    " v = IF(VALUES(version) > version, VALUES(v), v)," \
+    " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype)," \
+    " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted)," \
+    " seq = IF(VALUES(version) > version, 0, seq)," \
+    " version = GREATEST(version, VALUES(version))"
 #define STORE_NODE_ID_MAX 64
 
 enum store_stmt {
     ST_GET,          /* value, ctype, version, deleted of one key */
     ST_HEAD,         /* the same without the value */
-    ST_LOCK,         /* version, deleted FOR UPDATE */
-    ST_SET,          /* upsert a live value at the master */
-    ST_DELETE,       /* turn a live row into a tombstone at the master */
-    ST_APPLY,        /* versioned upsert of a copy (replicas, sync) */
-    ST_LIST_FROM,    /* live keys >= lower, ordered */
-    ST_LIST_RANGE,   /* live keys >= lower and < upper, ordered */
     /* lazykv-sync */
     ST_NODE_ID,      /* this partition's node id */
     ST_EPOCH_LOCK,   /* the last epoch, locked */
@@ -57,14 +65,13 @@ enum store_stmt {
     ST_VERIFY_TOP,   /* live-row digest per 2-hex-digit hash bucket */
     ST_VERIFY_SUB,   /* the same per 4-digit bucket, within one top bucket */
     ST_VERIFY_ROWS,  /* key, version, deleted, value digest in one 4-digit bucket */
-    ST_GET_MANY,     /* key and ST_GET's columns for 2 keys; ST_GET_MANY + i for 2 << i */
-    ST_APPLY_MANY = ST_GET_MANY + 4, /* ST_APPLY for 2 rows; + i for 2 << i */
+    ST_APPLY_MANY,   /* versioned upsert of 2 copies; + i for 2 << i rows */
     ST_COUNT = ST_APPLY_MANY + 4
 };
 
-/* Rows read or written at once by store_get_many and store_apply_many, at
- * most; their statements come in powers of two from 2 up to this (a batch
- * is padded with its last row: a repeated key is read or applied once). */
+/* Rows written at once by store_apply_many, at most; its statements come
+ * in powers of two from 2 up to this (a batch is padded with its last row:
+ * a repeated copy is applied once). */
 #define STORE_MANY_MAX 16
 
 /* Value bytes one multi-row write statement carries, at most (a row bigger
@@ -102,48 +109,6 @@ struct record {
  * tombstone's version, or 0). */
 enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int want_value,
                           struct record *out);
-
-/* Reads out[i].key for i < n (1 <= n <= STORE_MANY_MAX) in one
- * statement. Each st[i] is then what store_get(want_value = 1) would have
- * returned for it, with out[i] filled the same way (value malloc'd). The
- * same key may appear more than once. On a failure of the statement, every
- * st[i] is that failure and nothing is allocated. */
-void store_get_many(struct pconn *c, struct record *out, enum lkv_status *st, int n);
-
-/* A precondition checked under the row lock before a write: cur is the
- * current live row or NULL when absent or deleted. Returns LKV_OK to go on,
- * LKV_EPRECOND to write nothing. */
-typedef enum lkv_status (*store_check_fn)(const struct record *cur, void *arg);
-
-struct write_result {
-    uint64_t version; /* the version written */
-    int created;      /* 1 when no live row existed before */
-};
-
-/* Writes rec (key, value, ctype; deleted=1 for a delete) at the master with a
- * new version >= now_us. Without check and for a set, one statement and
- * result->created is not computed (set to 1); with check, or for PUT
- * semantics (need_created), it runs in a transaction with the row locked.
- * A delete of a missing or deleted key is LKV_ENOTFOUND. */
-enum lkv_status store_write(struct pconn *c, const struct record *rec, uint64_t now_us,
-                            int need_created, store_check_fn check, void *arg,
-                            struct write_result *result);
-
-/* Applies a copy of a row (from the master or the sync): kept only if its
- * version is higher than the stored one, so replays and reorderings are
- * no-ops. The row is marked as a copy (seq = 0). */
-enum lkv_status store_apply(struct pconn *c, const struct record *rec);
-
-/* store_apply for rec[0..n), 1 <= n <= STORE_MANY_MAX, in one statement;
- * the caller keeps their values within STORE_MANY_BYTES (or n at 1). */
-enum lkv_status store_apply_many(struct pconn *c, const struct record *const *rec, int n);
-
-/* Calls fn for each live key >= lower (and < upper unless upper is NULL), in
- * bytewise order, at most limit keys. fn returns 0 to go on, 1 to stop. */
-typedef int (*store_key_fn)(const char *key, size_t len, void *arg);
-enum lkv_status store_list(struct pconn *c, const char *lower, size_t lower_len,
-                           const char *upper, size_t upper_len, int limit,
-                           store_key_fn fn, void *arg);
 
 /* ---- lazykv-sync ---------------------------------------------------------- */
 
