@@ -58,6 +58,8 @@ static const struct conf_key conf_keys[] = {
     G("server", "max_connections", CT_INT, 1, 1000000, "10000", max_connections),
     G("server", "connection_timeout", CT_INT, 1, 86400, "30", connection_timeout),
     G("server", "batch", CT_INT, 1, CONFIG_MAX_BATCH, "16", batch),
+    G("server", "read_cache_ms", CT_INT, 0, 3600000, "0", read_cache_ms),
+    G("server", "read_cache_bytes", CT_LLONG, 0, 1LL << 40, "67108864", read_cache_bytes),
     G("server", "log_level", CT_LEVEL, 0, 0, "info", log_level),
     G("sync", "batch_size", CT_INT, 1, 100000, "1000", sync_batch_size),
     G("sync", "batch_bytes", CT_LLONG, 1024, 1LL << 30, "33554432", sync_batch_bytes),
@@ -413,9 +415,11 @@ void config_dump(const struct lkv_config *cfg, void *file)
             cfg->key_length, cfg->partitions, cfg->table_name, cfg->max_value_size,
             cfg->connect_timeout, cfg->read_timeout, cfg->write_timeout);
     fprintf(f, "[server]\nlisten = %s:%d\nthreads = %d\nmax_connections = %d\n"
-               "connection_timeout = %d\nbatch = %d\nlog_level = %s\n",
+               "connection_timeout = %d\nbatch = %d\nread_cache_ms = %d\n"
+               "read_cache_bytes = %lld\nlog_level = %s\n",
             cfg->listen_host, cfg->listen_port, cfg->threads, cfg->max_connections,
-            cfg->connection_timeout, cfg->batch, cfg->log_level);
+            cfg->connection_timeout, cfg->batch, cfg->read_cache_ms, cfg->read_cache_bytes,
+            cfg->log_level);
     fprintf(f, "[sync]\nbatch_size = %d\nbatch_bytes = %lld\ntombstone_grace = %d\n",
             cfg->sync_batch_size, cfg->sync_batch_bytes, cfg->tombstone_grace);
     for (int i = 0; i < cfg->partitions; i++) {

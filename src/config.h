@@ -49,6 +49,8 @@ struct lkv_config {
     int   max_connections;
     int   connection_timeout;   /* idle seconds before a client is dropped */
     int   batch;                /* concurrent requests to a partition in one statement, at most */
+    int   read_cache_ms;        /* lazy read cache: how long a read value is reused; 0 = off */
+    long long read_cache_bytes; /* its memory, all workers together */
     char *log_level;            /* owned: error|warn|info|debug */
 
     /* [sync] */

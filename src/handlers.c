@@ -267,6 +267,8 @@ static void finish_get(struct request *req, struct reply *rep)
     }
     add_validators(rep, rec->version);
     reply_header(rep, "Vary", "Accept");
+    if (op->cached)
+        reply_header(rep, "X-Lazykv-Cache", "hit");
 out:
     /* Which partition answered, on every answer it decided (404, 304 and
      * 412 included): lazy reads may differ by partition. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "placement.h"
 #include "prober.h"
 #include "worker.h"
@@ -59,6 +60,8 @@ static void read_done(struct job *j)
         read_next(op);
         return;
     }
+    if (j->st == LKV_OK && !op->canonical)
+        rcache_put(&op->worker->cache, &op->rec, op->served, op->stamp, clock_mono_us());
     finish(op, j->st);
 }
 
@@ -87,6 +90,18 @@ static void run_read(struct worker *w, struct kv_op *op)
         submit(w, worker_lane(w, op->served, LANE_READ), &op->job);
         return;
     }
+    int partition;
+    int hit = rcache_get(&w->cache, op->rec.key, op->rec.key_len, clock_mono_us(), &op->rec,
+                         &partition);
+    if (hit != 0) {
+        op->served = partition;
+        op->cached = hit == 1;
+        if (hit == 1)
+            stats_add(worker_stats(w), read_cache_hits_total, 1);
+        finish(op, hit == 1 ? LKV_OK : LKV_ENOMEM);
+        return;
+    }
+    op->stamp = rcache_stamp(&w->cache);
     op->first = (int)(worker_random(w) % (uint64_t)w->be->partitions);
     read_next(op);
 }
@@ -135,6 +150,9 @@ static void replicate(struct kv_op *op)
 static void write_done(struct job *j)
 {
     struct kv_op *op = j->arg;
+    /* Again at the end: a read that began while the write ran may have read
+     * the old value; the stamp keeps it out of the cache. */
+    rcache_invalidate(&op->worker->cache, op->rec.key, op->rec.key_len);
     op->created = j->created;
     if (j->st != LKV_OK || !op->canonical) {
         finish(op, j->st);
@@ -145,6 +163,7 @@ static void write_done(struct job *j)
 
 static void run_write(struct worker *w, struct kv_op *op)
 {
+    rcache_invalidate(&w->cache, op->rec.key, op->rec.key_len);
     op->master = placement_master(op->rec.key, op->rec.key_len, w->be->partitions);
     op->written = 1;
     op->job.rec = &op->rec;

@@ -59,6 +59,7 @@ struct kv_op {
     int master;                 /* write: the key's master */
     int written;                /* write: partitions holding it now */
     int created;                /* write: no live row existed before */
+    int cached;                 /* read: answered from the read cache */
     struct kv_keys keys;        /* list: sorted */
     void (*done)(struct kv_op *op);
     void *arg;                  /* ref: the caller's */
@@ -70,6 +71,7 @@ struct kv_op {
     struct job *copies;         /* owned: one per other partition */
     struct kv_list_part *parts; /* owned: canonical list, one per partition */
     int pending;                /* copies or list parts still running */
+    uint64_t stamp;             /* lazy read: rcache_stamp() when it began */
 };
 
 /* Runs op on w (called by the worker, on its thread). */

@@ -26,7 +26,8 @@
     X(db_read_statements_total, "statements that answered them (batched reads share one)") \
     X(db_copies_total, "copies of canonical writes sent to other partitions")     \
     X(db_copy_statements_total, "statements that wrote them (batched copies share one)") \
-    X(db_deadlock_retries_total, "writes run again after InnoDB chose them as a deadlock victim")
+    X(db_deadlock_retries_total, "writes run again after InnoDB chose them as a deadlock victim") \
+    X(read_cache_hits_total, "lazy reads answered from the read cache ([server] read_cache_ms)")
 
 struct stats {
 #define STATS_FIELD(name, help) atomic_uint_fast64_t name;

@@ -199,8 +199,11 @@ int worker_start(struct worker *w, const struct backend *be, int index)
     w->epfd = w->evfd = -1;
     w->rng = version_now_us() ^ ((uint64_t)(index + 1) << 40) ^ 0x9e3779b97f4a7c15ULL;
     w->lanes = calloc((size_t)be->partitions * LANE_KINDS, sizeof(*w->lanes));
-    if (w->lanes == NULL) {
+    const struct lkv_config *cfg = be->cfg;
+    if (w->lanes == NULL || rcache_init(&w->cache, (uint64_t)cfg->read_cache_ms * 1000u,
+                                        (size_t)(cfg->read_cache_bytes / cfg->threads)) != 0) {
         log_error("out of memory");
+        free(w->lanes);
         return -1;
     }
     for (int p = 0; p < be->partitions; p++)
@@ -230,6 +233,7 @@ fail:
         close(w->evfd);
     free(w->lanes);
     w->lanes = NULL;
+    rcache_free(&w->cache);
     return -1;
 }
 
@@ -248,5 +252,6 @@ void worker_stop(struct worker *w)
     close(w->evfd);
     free(w->lanes);
     w->lanes = NULL;
+    rcache_free(&w->cache);
     w->started = 0;
 }

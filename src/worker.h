@@ -24,6 +24,7 @@
 #include "kvsql.h"
 #include "lane.h"
 #include "prober.h"
+#include "rcache.h"
 #include "stats.h"
 
 struct kv_op;
@@ -51,6 +52,7 @@ struct worker {
     int stopping;                 /* loop-local copy of stop */
     struct lane *lanes;           /* owned: partitions * LANE_KINDS */
     struct stats stats;           /* written by this thread only */
+    struct rcache cache;          /* owned: lazy reads of this worker's keys */
     uint64_t rng;                 /* xorshift64 state */
 };
 

@@ -416,7 +416,8 @@ def test_metrics_count_every_response(c):
                      "lazykv_value_bytes_out_total": 5, "lazykv_db_reads_total": 2,
                      "lazykv_db_read_statements_total": 2, "lazykv_db_copies_total": 0,
                      "lazykv_db_copy_statements_total": 0,
-                     "lazykv_db_deadlock_retries_total": 0}, delta
+                     "lazykv_db_deadlock_retries_total": 0,
+                     "lazykv_read_cache_hits_total": 0}, delta
     assert after["lazykv_http_connections"] >= 1
     assert c.request("POST", "/metrics", b"").status == 405
 
