@@ -12,6 +12,7 @@ benchmark can never touch real data.
 usage: bench/bench.py [--quick] [--out DIR] [--threads N] [--only "lazy GET,point select"]
 """
 import argparse
+from collections import Counter
 import base64
 import datetime
 import http.client
@@ -219,7 +220,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--threads", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="[server] threads of the lazykvd under test (0: the default)")
     ap.add_argument("--only", default="",
                     help="comma-separated parts of workload names: run just those "
                          "(no large-value, connection or sync sections; for profiling)")
@@ -237,7 +239,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="lazykv-bench-")
     signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
-    results = {"meta": {"date": date, "quick": quick, "threads": args.threads,
+    workers = args.threads or max(1, (os.cpu_count() or 1) - 1)
+    results = {"meta": {"date": date, "quick": quick, "threads": args.threads, "workers": workers,
                         "cpus": os.cpu_count(), "concurrency": concs, "runs": runs,
                         "seconds": secs}}
     etcd_data = None
@@ -258,8 +261,18 @@ def main():
         unbatched, unbatched_port, _ = lk.cluster.extra_kvd({"batch": 1})
         procs.append(unbatched)
         unbatched_url = "http://127.0.0.1:%d" % unbatched_port
+        # 32 event loops instead of one per core less one: more loops than
+        # cores only split the batches.
+        many, many_port, _ = lk.cluster.extra_kvd({"threads": 32})
+        procs.append(many)
+        many_url = "http://127.0.0.1:%d" % many_port
+        # The read cache on a hot set of 1,000 keys, against webdis on the same.
+        cached, cached_port, _ = lk.cluster.extra_kvd({"read_cache_ms": 1000})
+        procs.append(cached)
+        cached_url = "http://127.0.0.1:%d" % cached_port
+        hot = {"BENCH_KEYS": "1000"}
         mhd_port = harness.free_port()
-        start([os.path.join(ROOT, "build", "bench", "mhd_fixed"), str(mhd_port), str(args.threads)])
+        start([os.path.join(ROOT, "build", "bench", "mhd_fixed"), str(mhd_port), str(os.cpu_count())])
         wait_port(mhd_port)
         webdis = etcd = None
         if wanted("webdis GET") or wanted("webdis SET"):
@@ -277,11 +290,16 @@ def main():
             ("lazy POST", lambda c: wrk(url, "post.lua", c, secs)),
             ("canonical POST", lambda c: wrk(url, "post.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
             ("lazy GET, batch = 1", lambda c: wrk(unbatched_url, "get.lua", c, secs)),
+            ("lazy POST, batch = 1", lambda c: wrk(unbatched_url, "post.lua", c, secs)),
             ("canonical POST, batch = 1", lambda c: wrk(unbatched_url, "post.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
+            ("lazy GET, threads = 32", lambda c: wrk(many_url, "get.lua", c, secs)),
+            ("lazy POST, threads = 32", lambda c: wrk(many_url, "post.lua", c, secs)),
+            ("lazy GET, 1,000 hot keys, read cache", lambda c: wrk(cached_url, "get.lua", c, secs, hot)),
             ("MariaDB point select (sysbench)", lambda c: sysbench(["oltp_point_select"] + sb, c, secs)),
             ("MariaDB upsert (sysbench)", lambda c: sysbench([os.path.join(ROOT, "bench", "sysbench_upsert.lua")] + sb, c, secs)),
             ("MHD fixed 100 B", lambda c: wrk("http://127.0.0.1:%d" % mhd_port, "get.lua", c, secs)),
             ("webdis GET", lambda c: wrk(webdis, "webdis_get.lua", c, secs)),
+            ("webdis GET, 1,000 hot keys", lambda c: wrk(webdis, "webdis_get.lua", c, secs, hot)),
             ("webdis SET", lambda c: wrk(webdis, "webdis_set.lua", c, secs)),
             ("etcd range", lambda c: wrk(etcd, "etcd_range.lua", c, secs)),
             ("etcd put", lambda c: wrk(etcd, "etcd_range.lua", c, secs, {"BENCH_ETCD": "put"})),
@@ -323,6 +341,7 @@ def main():
 
         results["large"] = large_values(lk, quick)
         results["connections"] = idle_connections(lk)
+        results["suspended"] = suspended_requests(lk)
         results["sync"] = sync_bench(lk, quick)
     except KeyboardInterrupt:
         log("interrupted")
@@ -382,7 +401,7 @@ def idle_connections(lk):
     res = {"rss_idle_kib": rss_kib(kvd.pid)}
     socks = []
     req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-    for target in (1000, 5000):
+    for target in (1000, 5000, 10000):
         while len(socks) < target:
             s = socket.create_connection(("127.0.0.1", lk.cluster.http_port))
             s.sendall(req)           # a served request: a real keep-alive connection
@@ -393,6 +412,52 @@ def idle_connections(lk):
         log("%d idle keep-alive connections: RSS %.1f MiB" % (target, res["rss_%d_kib" % target] / 1024))
     for s in socks:
         s.close()
+    return res
+
+
+def task_count(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def suspended_requests(lk, n=10000):
+    """n canonical GETs of a key mastered on a SIGSTOPped partition, all
+    waiting at once: lazykvd's threads and RSS meanwhile, and how long the
+    503s took (read_timeout)."""
+    c = lk.cluster
+    kvd = c.kvd
+    key = next(k for k in ("suspend/%d" % i for i in range(1000))
+               if c.request("POST", "/bucket/" + k, b"v").json()["master"] == 2)
+    threads0, rss0 = task_count(kvd.pid), rss_kib(kvd.pid)
+    req = ("GET /canonicalbucket/%s HTTP/1.1\r\nHost: x\r\n\r\n" % key).encode()
+    pid = c.freeze_node(2)
+    socks = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", c.http_port))
+            s.sendall(req)
+            socks.append(s)
+        sent = time.monotonic() - t0
+        time.sleep(0.5)
+        res = {"requests": n, "threads_before": threads0, "threads_during": task_count(kvd.pid),
+               "rss_before_kib": rss0, "rss_during_kib": rss_kib(kvd.pid), "send_s": sent}
+        answered = Counter()
+        for s in socks:
+            s.settimeout(30)
+            data = s.recv(4096)
+            answered[data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/") else "none"] += 1
+        res["answered_s"] = time.monotonic() - t0
+        res["statuses"] = dict(answered)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        for s in socks:
+            s.close()
+    log("%d requests suspended on a stopped partition: threads %d -> %d, RSS %.1f -> %.1f MiB, "
+        "answered %s within %.1f s" % (n, res["threads_before"], res["threads_during"],
+                                       rss0 / 1024, res["rss_during_kib"] / 1024, res["statuses"],
+                                       res["answered_s"]))
+    harness.wait_for(lambda: c.request("GET", "/canonicalbucket/" + key).status == 200,
+                     what="partition 2 back")
     return res
 
 
