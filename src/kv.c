@@ -61,7 +61,7 @@ static void read_done(struct job *j)
         return;
     }
     if (j->st == LKV_OK && !op->canonical)
-        rcache_put(&op->worker->cache, &op->rec, op->served, op->stamp, clock_mono_us());
+        rcache_put(&op->worker->cache, &op->rec, op->served, op->stamp, op->started_us);
     finish(op, j->st);
 }
 
@@ -102,6 +102,7 @@ static void run_read(struct worker *w, struct kv_op *op)
         return;
     }
     op->stamp = rcache_stamp(&w->cache);
+    op->started_us = clock_mono_us(); /* the value is no older than this */
     op->first = (int)(worker_random(w) % (uint64_t)w->be->partitions);
     read_next(op);
 }

@@ -72,6 +72,7 @@ struct kv_op {
     struct kv_list_part *parts; /* owned: canonical list, one per partition */
     int pending;                /* copies or list parts still running */
     uint64_t stamp;             /* lazy read: rcache_stamp() when it began */
+    uint64_t started_us;        /* lazy read: when it began (monotonic) */
 };
 
 /* Runs op on w (called by the worker, on its thread). */

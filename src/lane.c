@@ -54,6 +54,7 @@ void lane_init(struct lane *l, struct worker *w, struct prober *prober, int part
     dbconn_init(&l->conn, partition, p->name, sql, KVSQL_COUNT,
                 (unsigned)p->read_timeout * 1000u, (unsigned)p->write_timeout * 1000u,
                 worker_watch, l);
+    l->connect_timeout_ms = (unsigned)p->connect_timeout * 1000u;
     l->connect.deliver = worker_deliver_connection;
     l->connect.arg = l;
     l->rng = version_now_us() ^ ((uint64_t)(uintptr_t)l << 13) ^ 0x2545f4914f6cdd1dULL;
@@ -614,6 +615,7 @@ static void kick(struct lane *l)
             return;
         }
         l->connecting = 1;
+        l->connect_deadline_us = clock_mono_us() + (uint64_t)l->connect_timeout_ms * 1000u;
         prober_request(l->prober, &l->connect);
         return;
     }
@@ -650,6 +652,8 @@ uint64_t lane_deadline(const struct lane *l)
 {
     if (l->retry_at_us)
         return l->retry_at_us;
+    if (l->connecting && l->head)
+        return l->connect_deadline_us;
     return l->conn.busy ? l->conn.deadline_us : 0;
 }
 
@@ -662,6 +666,14 @@ void lane_on_time(struct lane *l, uint64_t now_us)
             return;
         }
         run_batch(l);
+        return;
+    }
+    if (l->connecting && l->head && now_us >= l->connect_deadline_us) {
+        /* The prober has not connected in time (the partition hangs, or the
+         * prober is held by a probe of it): fail what waits, and let the
+         * connection be used if it comes after all. */
+        prober_note_fault(l->prober);
+        fail_queue(l, LKV_EUNAVAIL);
         return;
     }
     if (l->conn.busy && now_us >= l->conn.deadline_us)

@@ -90,6 +90,8 @@ struct lane {
     struct dbconn conn;
     struct prober_req connect;      /* a connection asked of the prober */
     int connecting;
+    uint64_t connect_deadline_us;   /* queued requests fail if not connected by then */
+    unsigned connect_timeout_ms;
     MYSQL *delivered;               /* set by the prober's thread (under the
                                        worker's inbox lock), taken by lane_connected */
     struct lane *next_delivered;    /* in the worker's inbox */

@@ -106,6 +106,13 @@ static void probe(struct prober *p)
 static void serve(struct prober *p, struct prober_req *r)
 {
     char err[256];
+    if (prober_backing_off(p)) {
+        /* A connect that just failed, or a statement that just timed out:
+         * the requests queued behind it fail at once, not one
+         * connect_timeout each. */
+        r->deliver(r, NULL, "the partition is in back-off");
+        return;
+    }
     MYSQL *m = prober_connect(p->cfg, p->index, 1, err, sizeof(err));
     if (m) {
         note_ok(p);

@@ -183,7 +183,7 @@ int rcache_get(struct rcache *rc, const char *key, size_t len, uint64_t now_us,
 }
 
 void rcache_put(struct rcache *rc, const struct record *rec, int partition, uint64_t stamp,
-                uint64_t now_us)
+                uint64_t read_us)
 {
     if (!rcache_enabled(rc) || rec->deleted || rec->value == NULL)
         return;
@@ -209,7 +209,7 @@ void rcache_put(struct rcache *rc, const struct record *rec, int partition, uint
     memcpy(e->ctype, rec->ctype, sizeof(e->ctype));
     e->version = rec->version;
     e->partition = partition;
-    e->born_us = now_us;
+    e->born_us = read_us;
 }
 
 void rcache_invalidate(struct rcache *rc, const char *key, size_t len)

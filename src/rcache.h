@@ -51,11 +51,12 @@ uint64_t rcache_stamp(struct rcache *rc);
 int rcache_get(struct rcache *rc, const char *key, size_t len, uint64_t now_us,
                struct record *out, int *partition);
 
-/* Keeps a copy of rec (a live value read from partition at now_us by a read
- * stamped stamp), unless the key was invalidated since stamp or it does
- * not fit. Out of memory is not an error: nothing is kept. */
+/* Keeps a copy of rec (a live value read from partition by a read stamped
+ * stamp that began at read_us, from which its age is counted), unless the
+ * key was invalidated since stamp or it does not fit. Out of memory is not
+ * an error: nothing is kept. */
 void rcache_put(struct rcache *rc, const struct record *rec, int partition, uint64_t stamp,
-                uint64_t now_us);
+                uint64_t read_us);
 
 /* Forgets key and stamps it as written now. */
 void rcache_invalidate(struct rcache *rc, const char *key, size_t len);

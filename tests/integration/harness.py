@@ -79,6 +79,7 @@ class Cluster:
                  "connect_timeout = 2", "read_timeout = 5", "write_timeout = 5",
                  "[server]", "listen = 127.0.0.1:0", "threads = 4",
                  "max_connections = 10000", "connection_timeout = 30", "batch = 16",
+                 "read_cache_ms = 0", "read_cache_bytes = 67108864",
                  "log_level = info", "[sync]", "batch_size = 100",
                  "tombstone_grace = 0"]
         lines.append(self.extra_config)

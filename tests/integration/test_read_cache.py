@@ -31,8 +31,8 @@ def test_cached_reads_are_never_older_than_read_cache_ms(c):
         w = c.request_to(port, "POST", "/canonicalbucket/" + key, b"one")
         assert w.status == 201 and w.header("X-Lazykv-Replicas") == "3/3", w
         version = w.json()["version"]
-        t_read = time.monotonic()
         first = c.request_to(port, "GET", "/bucket/" + key)
+        t_read = time.monotonic()  # the value was read before this instant
         assert first.status == 200 and first.body == b"one" and first.header("X-Lazykv-Cache") is None
         h0 = hits(c, port)
         second = c.request_to(port, "GET", "/bucket/" + key)
