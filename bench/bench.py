@@ -157,6 +157,7 @@ class Lazykv:
         body = self.cluster.request("GET", "/metrics").body.decode()
         get = lambda name: int(re.search(r"(?m)^lazykv_%s (\d+)$" % name, body).group(1))
         return {"reads": (get("db_reads_total"), get("db_read_statements_total")),
+                "writes": (get("db_writes_total"), get("db_write_batches_total")),
                 "copies": (get("db_copies_total"), get("db_copy_statements_total"))}
 
     def preload(self):
@@ -312,7 +313,7 @@ def main():
                 before = lk.db_batches()
                 r = repeat(lambda: fn(c), runs)
                 after = lk.db_batches()
-                for kind in ("reads", "copies"):
+                for kind in ("reads", "writes", "copies"):
                     n = after[kind][0] - before[kind][0]
                     statements = after[kind][1] - before[kind][1]
                     if statements > 0 and "batch = 1" not in name:

@@ -151,6 +151,9 @@ static void replicate(struct kv_op *op)
 static void write_done(struct job *j)
 {
     struct kv_op *op = j->arg;
+    struct stats *s = worker_stats(op->worker);
+    stats_add(s, db_writes_total, 1);
+    stats_add(s, db_write_batches_total, j->statements);
     /* Again at the end: a read that began while the write ran may have read
      * the old value; the stamp keeps it out of the cache. */
     rcache_invalidate(&op->worker->cache, op->rec.key, op->rec.key_len);

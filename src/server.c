@@ -145,11 +145,11 @@ static enum MHD_Result send_reply(struct lkv_server *srv, struct MHD_Connection 
 }
 
 static enum MHD_Result send_error(struct lkv_server *srv, struct MHD_Connection *conn,
-                                  struct request *req, unsigned status, const char *detail)
+                                  struct request *req, enum lkv_status st, const char *detail)
 {
     struct reply rep;
     memset(&rep, 0, sizeof(rep));
-    handle_error(req, &rep, status, detail);
+    handle_error(req, &rep, http_status_of(st), detail);
     return send_reply(srv, conn, &rep);
 }
 
@@ -215,7 +215,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     long long max = srv->cfg->max_value_size;
     if (req == NULL) {
         static struct request oom; /* read-only: no URI, no body */
-        return send_error(srv, conn, &oom, 503, "out of memory");
+        return send_error(srv, conn, &oom, LKV_ENOMEM, "out of memory");
     }
     if (!req->begun) {
         req->begun = 1;
@@ -224,9 +224,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         read_headers(conn, req);
         long long len = content_length(conn);
         if (len > max)
-            return send_error(srv, conn, req, 413, "the value is larger than max_value_size");
+            return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
         if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
-            return send_error(srv, conn, req, 503, "out of memory");
+            return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -240,12 +240,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         if (buf_append(&req->body, upload_data, n) != 0) {
             buf_free(&req->body);
-            return send_error(srv, conn, req, 503, "out of memory");
+            return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
         }
         return MHD_YES;
     }
     if (req->too_large)
-        return send_error(srv, conn, req, 413, "the value is larger than max_value_size");
+        return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
     if (req->dispatched)
         return send_reply(srv, conn, &req->reply); /* resumed: the answer is ready */
     struct reply rep;

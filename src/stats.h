@@ -24,6 +24,8 @@
     X(value_bytes_out_total, "value bytes sent by reads")                          \
     X(db_reads_total, "key reads from a partition (GET, HEAD)")                   \
     X(db_read_statements_total, "statements that answered them (batched reads share one)") \
+    X(db_writes_total, "master writes (POST, PUT, DELETE)")                        \
+    X(db_write_batches_total, "statements or transactions that wrote them (group commit)") \
     X(db_copies_total, "copies of canonical writes sent to other partitions")     \
     X(db_copy_statements_total, "statements that wrote them (batched copies share one)") \
     X(db_deadlock_retries_total, "writes run again after InnoDB chose them as a deadlock victim") \

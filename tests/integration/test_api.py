@@ -414,7 +414,8 @@ def test_metrics_count_every_response(c):
                      "lazykv_http_responses_3xx_total": 0, "lazykv_http_responses_4xx_total": 2,
                      "lazykv_http_responses_5xx_total": 0, "lazykv_value_bytes_in_total": 5,
                      "lazykv_value_bytes_out_total": 5, "lazykv_db_reads_total": 2,
-                     "lazykv_db_read_statements_total": 2, "lazykv_db_copies_total": 0,
+                     "lazykv_db_read_statements_total": 2, "lazykv_db_writes_total": 1,
+                     "lazykv_db_write_batches_total": 1, "lazykv_db_copies_total": 0,
                      "lazykv_db_copy_statements_total": 0,
                      "lazykv_db_deadlock_retries_total": 0,
                      "lazykv_read_cache_hits_total": 0}, delta
