@@ -34,27 +34,10 @@ static const char *const templates[] = {
                       " ORDER BY k LIMIT ?",
 };
 
-/* head, count copies of group joined by sep, tail; "@T" expanded. */
-static char *joined(const char *table, const char *head, const char *group, const char *sep,
-                    int count, const char *tail)
-{
-    struct buf b = BUF_INIT;
-    int rc = buf_puts(&b, head);
-    for (int i = 0; i < count && rc == 0; i++)
-        rc = (i ? buf_puts(&b, sep) : 0) || buf_puts(&b, group);
-    if (rc == 0)
-        rc = buf_puts(&b, tail);
-    char *tmpl = rc == 0 ? buf_steal(&b, NULL) : NULL;
-    buf_free(&b);
-    char *text = tmpl ? store_sql_expand(tmpl, table) : NULL;
-    free(tmpl);
-    return text;
-}
-
 static char *repeated(const char *table, const char *head, const char *group, int count,
                       const char *tail)
 {
-    return joined(table, head, group, ", ", count, tail);
+    return store_sql_join(table, head, group, ", ", count, tail);
 }
 
 static char *build(const char *table, int id)
@@ -66,9 +49,11 @@ static char *build(const char *table, int id)
         return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, NULL)", id - KV_WRITE_MANY + 1,
                         WRITE_UPDATE RETURNING);
     if (id >= KV_LOCK_MANY) {
-        /* One equality lookup per key, each key once. */
-        return joined(table, "", "(SELECT k, version, deleted FROM `@T` WHERE k = ? FOR UPDATE)",
-                      " UNION ALL ", id - KV_LOCK_MANY + 1, "");
+        /* One equality lookup per key, each key once: InnoDB then takes
+         * exactly the record or gap lock of each key. */
+        return store_sql_join(table, "",
+                              "(SELECT k, version, deleted FROM `@T` WHERE k = ? FOR UPDATE)",
+                              " UNION ALL ", id - KV_LOCK_MANY + 1, "");
     }
     if (id >= KV_APPLY_MANY)
         return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, 0)", 2 << (id - KV_APPLY_MANY),

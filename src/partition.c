@@ -59,19 +59,21 @@ static void start_backoff(struct pconn *c)
     c->retry_at_us = c->failed_at_us + PCONN_BACKOFF_US;
 }
 
-static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
+MYSQL *partition_connect(const struct lkv_partition_conf *p, int test_mode, const char *db,
+                         int nonblock, enum lkv_status *st, unsigned *err_no, char *err,
+                         size_t errlen)
 {
-    const struct lkv_partition_conf *p = c->conf;
     *st = LKV_EUNAVAIL;
-    if (c->test_mode && strncmp(p->name, CONFIG_TEST_PREFIX, strlen(CONFIG_TEST_PREFIX)) != 0) {
+    *err_no = 0;
+    if (test_mode && strncmp(p->name, CONFIG_TEST_PREFIX, strlen(CONFIG_TEST_PREFIX)) != 0) {
         /* Defence in depth: config.c prefixes every name in test mode. */
-        log_error("partition %d: refusing database '%s' in test mode", c->index, p->name);
-        remember_failure(c, 0, "not a test_ database in test mode");
+        snprintf(err, errlen, "refusing database '%s' in test mode", p->name);
         *st = LKV_EINTERNAL;
         return NULL;
     }
     MYSQL *m = mysql_init(NULL);
     if (m == NULL) {
+        snprintf(err, errlen, "out of memory");
         *st = LKV_ENOMEM;
         return NULL;
     }
@@ -85,17 +87,42 @@ static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
     mysql_options(m, MYSQL_OPT_MAX_ALLOWED_PACKET, &max_packet);
     mysql_options(m, MYSQL_OPT_RECONNECT, &no);
     mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    /* Non-blocking mode may be set before a blocking connect (checked
+     * against Connector/C 3.3): the handle is then driven with _start/_cont. */
+    if (nonblock && mysql_options(m, MYSQL_OPT_NONBLOCK, 0) != 0) {
+        snprintf(err, errlen, "cannot set MYSQL_OPT_NONBLOCK");
+        mysql_close(m);
+        *st = LKV_EINTERNAL;
+        return NULL;
+    }
     const char *host = p->socket ? "localhost" : p->host;
     if (mysql_real_connect(m, host, p->user, p->password, db, (unsigned)p->port, p->socket,
                            0) == NULL) {
-        remember_failure(c, mysql_errno(m), mysql_error(m));
-        log_warn("partition %d (%s): cannot connect: %s", c->index, p->name, mysql_error(m));
+        *err_no = mysql_errno(m);
+        snprintf(err, errlen, "%s", mysql_error(m));
         mysql_close(m);
-        start_backoff(c);
+        return NULL;
+    }
+    *st = LKV_OK;
+    return m;
+}
+
+static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
+{
+    char err[256];
+    unsigned err_no;
+    MYSQL *m = partition_connect(c->conf, c->test_mode, db, 0, st, &err_no, err, sizeof(err));
+    if (m == NULL) {
+        remember_failure(c, err_no, err);
+        if (*st == LKV_EUNAVAIL) {
+            log_warn("partition %d (%s): cannot connect: %s", c->index, c->conf->name, err);
+            start_backoff(c);
+        } else {
+            log_error("partition %d (%s): %s", c->index, c->conf->name, err);
+        }
         return NULL;
     }
     c->retry_at_us = 0;
-    *st = LKV_OK;
     return m;
 }
 

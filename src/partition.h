@@ -46,6 +46,16 @@ struct pconn {
 void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
                 const char *const *sql, int nsql);
 
+/* A connected handle to partition p's server (blocking, in the caller's
+ * thread), database db selected (NULL: none), left in non-blocking mode when
+ * nonblock (lazykvd's loops drive it with _start/_cont). In test mode a
+ * database without the test_ prefix is refused. NULL on failure, with *st
+ * (LKV_EUNAVAIL: cannot connect; LKV_ENOMEM; LKV_EINTERNAL: refused),
+ * *err_no (the client error, or 0) and a message in err. */
+MYSQL *partition_connect(const struct lkv_partition_conf *p, int test_mode, const char *db,
+                         int nonblock, enum lkv_status *st, unsigned *err_no, char *err,
+                         size_t errlen);
+
 /* Closes the connection and its statements. c can be used again. */
 void pconn_close(struct pconn *c);
 

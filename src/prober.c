@@ -9,48 +9,18 @@
 #include <time.h>
 
 #include "log.h"
+#include "partition.h"
 #include "clock.h"
 #include "version.h"
 
-MYSQL *prober_connect(const struct lkv_config *cfg, int index, int nonblock, char *err,
-                      size_t errlen)
+/* A non-blocking connection (nonblock) or the prober's own, blocking one. */
+static MYSQL *connect_partition(const struct prober *p, int nonblock, char *err, size_t errlen)
 {
-    const struct lkv_partition_conf *p = &cfg->part[index];
-    if (cfg->test_mode && strncmp(p->name, CONFIG_TEST_PREFIX, strlen(CONFIG_TEST_PREFIX)) != 0) {
-        /* Defence in depth: config.c prefixes every name in test mode. */
-        snprintf(err, errlen, "refusing database '%s' in test mode", p->name);
-        return NULL;
-    }
-    MYSQL *m = mysql_init(NULL);
-    if (m == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    unsigned ct = (unsigned)p->connect_timeout, rt = (unsigned)p->read_timeout,
-             wt = (unsigned)p->write_timeout;
-    unsigned long max_packet = 1UL << 30;
-    my_bool no = 0;
-    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
-    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &rt);
-    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &wt);
-    mysql_options(m, MYSQL_OPT_MAX_ALLOWED_PACKET, &max_packet);
-    mysql_options(m, MYSQL_OPT_RECONNECT, &no);
-    mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    /* Non-blocking mode may be set before a blocking connect (checked
-     * against Connector/C 3.3): the handle is then driven with _start/_cont. */
-    if (nonblock && mysql_options(m, MYSQL_OPT_NONBLOCK, 0) != 0) {
-        snprintf(err, errlen, "cannot set MYSQL_OPT_NONBLOCK");
-        mysql_close(m);
-        return NULL;
-    }
-    const char *host = p->socket ? "localhost" : p->host;
-    if (mysql_real_connect(m, host, p->user, p->password, p->name, (unsigned)p->port, p->socket,
-                           0) == NULL) {
-        snprintf(err, errlen, "%s", mysql_error(m));
-        mysql_close(m);
-        return NULL;
-    }
-    return m;
+    const struct lkv_partition_conf *pc = &p->cfg->part[p->index];
+    enum lkv_status st;
+    unsigned err_no;
+    return partition_connect(pc, p->cfg->test_mode, pc->name, nonblock, &st, &err_no, err,
+                             errlen);
 }
 
 static void note_ok(struct prober *p)
@@ -90,7 +60,7 @@ static void probe(struct prober *p)
         return;
     }
     if (p->probe == NULL) {
-        p->probe = prober_connect(p->cfg, p->index, 0, err, sizeof(err));
+        p->probe = connect_partition(p, 0, err, sizeof(err));
         if (p->probe == NULL) {
             if (prober_reachable(p) ||
                 atomic_load_explicit(&p->last_fault_us, memory_order_relaxed) == 0)
@@ -113,7 +83,7 @@ static void serve(struct prober *p, struct prober_req *r)
         r->deliver(r, NULL, "the partition is in back-off");
         return;
     }
-    MYSQL *m = prober_connect(p->cfg, p->index, 1, err, sizeof(err));
+    MYSQL *m = connect_partition(p, 1, err, sizeof(err));
     if (m) {
         note_ok(p);
         atomic_fetch_add_explicit(&p->connects, 1, memory_order_relaxed);

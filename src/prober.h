@@ -72,9 +72,4 @@ int prober_backing_off(const struct prober *p);
 /* 1 when the last thing known of the partition is a success. */
 int prober_reachable(const struct prober *p);
 
-/* A connected handle to partition index (blocking, in the caller's
- * thread), non-blocking when nonblock. NULL with a message in err. */
-MYSQL *prober_connect(const struct lkv_config *cfg, int index, int nonblock, char *err,
-                      size_t errlen);
-
 #endif

@@ -224,7 +224,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         read_headers(conn, req);
         long long len = content_length(conn);
         if (len > max)
-            return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
+            return send_error(srv, conn, req, LKV_ETOOLARGE,
+                              "the value is larger than max_value_size");
         if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
             return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
         return MHD_YES;

@@ -58,15 +58,13 @@ static const char *const templates[] = {
                   " version = GREATEST(version, VALUES(version))",
 };
 
-/* head, then count copies of group separated by ", ", then tail, with "@T"
- * expanded: the multi-row statements (ST_APPLY_MULTI, ST_APPLY_MANY...). */
-static char *build_repeated(const char *table, const char *head, const char *group, int count,
-                            const char *tail)
+char *store_sql_join(const char *table, const char *head, const char *group, const char *sep,
+                     int count, const char *tail)
 {
     struct buf b = BUF_INIT;
     int rc = buf_puts(&b, head);
     for (int i = 0; i < count && rc == 0; i++)
-        rc = (i ? buf_puts(&b, ", ") : 0) || buf_puts(&b, group);
+        rc = (i ? buf_puts(&b, sep) : 0) || buf_puts(&b, group);
     if (rc == 0)
         rc = buf_puts(&b, tail);
     char *tmpl = rc == 0 ? buf_steal(&b, NULL) : NULL;
@@ -83,9 +81,10 @@ static char *build_repeated(const char *table, const char *head, const char *gro
 static char *build_statement(const char *table, int id)
 {
     if (id == ST_APPLY_MULTI)
-        return build_repeated(table, APPLY_HEAD, APPLY_ROW, STORE_APPLY_CHUNK, STORE_APPLY_UPDATE);
+        return store_sql_join(table, APPLY_HEAD, APPLY_ROW, ", ", STORE_APPLY_CHUNK,
+                              STORE_APPLY_UPDATE);
     if (id >= ST_APPLY_MANY)
-        return build_repeated(table, APPLY_HEAD, APPLY_ROW, 2 << (id - ST_APPLY_MANY),
+        return store_sql_join(table, APPLY_HEAD, APPLY_ROW, ", ", 2 << (id - ST_APPLY_MANY),
                               STORE_APPLY_UPDATE);
     return store_sql_expand(templates[id], table);
 }

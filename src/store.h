@@ -89,6 +89,11 @@ struct store_sql {
 int store_sql_build(struct store_sql *sql, const char *table);
 void store_sql_free(struct store_sql *sql);
 
+/* head, then count copies of group separated by sep, then tail, with each
+ * "@T" expanded to table: the multi-row statements. Malloc'd, or NULL. */
+char *store_sql_join(const char *table, const char *head, const char *group, const char *sep,
+                     int count, const char *tail);
+
 /* Replaces each "@T" in tmpl by name (a validated identifier: a table or
  * database name from the config). Returns a malloc'd string, or NULL. */
 char *store_sql_expand(const char *tmpl, const char *name);
