@@ -1,6 +1,7 @@
 /*
  * lazykvd.c -- main of the HTTP controller: command line, configuration,
- * signals. The work is in server.c (HTTP) and handlers.c (the API).
+ * signals. The work is in server.c (HTTP), handlers.c (the API), kv.c (the
+ * cluster policy) and worker.c (the event loops that talk to the partitions).
  */
 #include <getopt.h>
 #include <malloc.h>
