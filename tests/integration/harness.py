@@ -125,7 +125,10 @@ class Cluster:
         cfg = os.path.join(self.dir, "extra.cfg")
         text = open(self.config).read()
         for key, value in overrides.items():
-            text = re.sub(r"(?m)^%s = .*$" % re.escape(key), "%s = %s" % (key, value), text)
+            text, n = re.subn(r"(?m)^%s = .*$" % re.escape(key), "%s = %s" % (key, value), text)
+            # an override of a key the test config does not list would be
+            # silently ignored: list it in write_config
+            assert n == 1, "extra_kvd: %r is not in the test config" % key
         with open(cfg, "w") as f:
             f.write(text)
         os.chmod(cfg, 0o600)
