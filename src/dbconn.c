@@ -209,6 +209,11 @@ static void read_rows(struct dbconn *c)
         fail(c, s);
         return;
     }
+    if (st != LKV_OK) {
+        /* The caller's own failure (out of memory): the connection is fine. */
+        c->last_errno = ER_OUTOFMEMORY;
+        snprintf(c->last_error, sizeof(c->last_error), "a row could not be taken");
+    }
     finish(c, st);
 }
 

@@ -363,6 +363,13 @@ void kv_run(struct worker *w, struct kv_op *op)
     finish(op, LKV_EINTERNAL);
 }
 
+void kv_refuse(struct worker *w, struct kv_op *op)
+{
+    op->worker = w;
+    op->served = -1;
+    finish(op, LKV_EUNAVAIL);
+}
+
 void kv_op_free(struct kv_op *op)
 {
     if (op->kind == KV_OP_READ) {

@@ -78,6 +78,9 @@ struct kv_op {
 /* Runs op on w (called by the worker, on its thread). */
 void kv_run(struct worker *w, struct kv_op *op);
 
+/* Answers op with LKV_EUNAVAIL without running it (w has stopped). */
+void kv_refuse(struct worker *w, struct kv_op *op);
+
 /* The worker an operation on key should run on, among n. */
 int kv_route(const char *key, size_t len, int n);
 

@@ -608,8 +608,14 @@ static void kick(struct lane *l)
     if (l->nbatch > 0 || l->conn.busy || l->head == NULL)
         return;
     if (!dbconn_ready(&l->conn)) {
-        if (l->connecting)
+        if (l->connecting) {
+            /* Asked already; what queued after a connect timed out gets a
+             * full connect_timeout of its own. */
+            if (l->connect_deadline_us == 0)
+                l->connect_deadline_us =
+                    clock_mono_us() + (uint64_t)l->connect_timeout_ms * 1000u;
             return;
+        }
         if (prober_backing_off(l->prober)) {
             fail_queue(l, LKV_EUNAVAIL);
             return;
@@ -640,6 +646,7 @@ void lane_connected(struct lane *l)
     MYSQL *m = l->delivered;
     l->delivered = NULL;
     l->connecting = 0;
+    l->connect_deadline_us = 0;
     if (m == NULL) {
         fail_queue(l, LKV_EUNAVAIL);
         return;
@@ -652,7 +659,7 @@ uint64_t lane_deadline(const struct lane *l)
 {
     if (l->retry_at_us)
         return l->retry_at_us;
-    if (l->connecting && l->head)
+    if (l->connecting && l->head && l->connect_deadline_us)
         return l->connect_deadline_us;
     return l->conn.busy ? l->conn.deadline_us : 0;
 }
@@ -668,10 +675,12 @@ void lane_on_time(struct lane *l, uint64_t now_us)
         run_batch(l);
         return;
     }
-    if (l->connecting && l->head && now_us >= l->connect_deadline_us) {
+    if (l->connecting && l->head && l->connect_deadline_us &&
+        now_us >= l->connect_deadline_us) {
         /* The prober has not connected in time (the partition hangs, or the
-         * prober is held by a probe of it): fail what waits, and let the
-         * connection be used if it comes after all. */
+         * prober is held by a probe of it): fail what waits, once, and use
+         * the connection if it comes after all. */
+        l->connect_deadline_us = 0;
         prober_note_fault(l->prober);
         fail_queue(l, LKV_EUNAVAIL);
         return;

@@ -159,14 +159,28 @@ int prober_start(struct prober *p, const struct lkv_config *cfg, int index)
 
 void prober_stop(struct prober *p)
 {
-    if (!p->started)
+    if (!p->started || p->joined)
         return;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
+    struct prober_req *r = p->head;
     p->head = p->tail = NULL;
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->thread, NULL);
+    p->joined = 1;
+    while (r) {
+        struct prober_req *next = r->next;
+        r->deliver(r, NULL, "lazykvd is stopping");
+        r = next;
+    }
+}
+
+void prober_free(struct prober *p)
+{
+    if (!p->started)
+        return;
+    prober_stop(p);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     p->started = 0;
@@ -176,6 +190,11 @@ void prober_request(struct prober *p, struct prober_req *r)
 {
     r->next = NULL;
     pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->lock);
+        r->deliver(r, NULL, "lazykvd is stopping");
+        return;
+    }
     if (p->tail)
         p->tail->next = r;
     else

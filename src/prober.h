@@ -45,6 +45,7 @@ struct prober {
     pthread_cond_t wake;
     struct prober_req *head, *tail;      /* connect requests, under lock */
     int stopping;                        /* under lock */
+    int joined;                          /* the thread has ended */
     MYSQL *probe;                        /* owned by the thread: its own connection */
     atomic_uint_fast64_t last_ok_us;     /* last successful probe or connect */
     atomic_uint_fast64_t last_fault_us;  /* last failed probe, connect or statement */
@@ -54,9 +55,13 @@ struct prober {
 /* Starts the thread for partition index of cfg. 0, or -1 (logged). */
 int prober_start(struct prober *p, const struct lkv_config *cfg, int index);
 
-/* Stops and joins the thread; requests still queued are dropped (their
- * deliver is not called). Safe on a prober that never started. */
+/* Stops and joins the thread; requests still queued, and any made
+ * afterwards, are delivered NULL at once. Safe on a prober that never
+ * started. */
 void prober_stop(struct prober *p);
+
+/* Stops p if need be and frees it; no prober_request may follow. */
+void prober_free(struct prober *p);
 
 /* Queues a request for a connection (r is the caller's, untouched until
  * delivered or the prober stops). */

@@ -37,6 +37,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "handlers.h"
 #include "log.h"
@@ -136,6 +137,8 @@ static enum MHD_Result send_reply(struct lkv_server *srv, struct MHD_Connection 
     }
     if (rep->content_type && rep->status != 304)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
+    if (atomic_load(&srv->stopping))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     for (int i = 0; i < rep->nheaders; i++)
         MHD_add_response_header(r, rep->header[i].name, rep->header[i].value);
     enum MHD_Result ret = MHD_queue_response(conn, rep->status, r);
@@ -182,8 +185,8 @@ static void op_done(struct kv_op *op)
     struct request *req = op->arg;
     struct lkv_server *srv = req->srv;
     struct MHD_Connection *conn = req->conn;
+    (void)srv;
     handle_op_done(req, &req->reply);
-    atomic_fetch_sub(&srv->suspended, 1);
     MHD_resume_connection(conn);
 }
 
@@ -199,7 +202,7 @@ static void dispatch(struct lkv_server *srv, struct MHD_Connection *conn, struct
     req->srv = srv;
     op->done = op_done;
     op->arg = req;
-    atomic_fetch_add(&srv->suspended, 1);
+    atomic_fetch_add(&srv->dispatched, 1);
     MHD_suspend_connection(conn);
     worker_submit(&srv->workers[w], op);
 }
@@ -259,11 +262,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     (void)toe;
+    struct lkv_server *srv = cls;
     struct request *req = *req_cls;
     if (req) {
+        if (req->dispatched)
+            atomic_fetch_sub(&srv->dispatched, 1); /* its answer went out (or never will) */
         request_free(req);
         free(req);
         *req_cls = NULL;
@@ -386,32 +391,45 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
     return 0;
 }
 
-/* Waits up to ms for the suspended requests to be answered. */
-static void wait_suspended(struct lkv_server *srv, int ms)
+/* Waits up to ms for the requests handed to workers to be answered and
+ * their answers sent. */
+static void wait_dispatched(struct lkv_server *srv, int ms)
 {
-    for (int i = 0; i < ms && atomic_load(&srv->suspended) > 0; i++) {
+    for (int i = 0; i < ms && atomic_load(&srv->dispatched) > 0; i++) {
         struct timespec t = {0, 1000000L};
         nanosleep(&t, NULL);
     }
 }
 
+/* Order matters: the probers stop first (a lane asking one for a connection
+ * then gets none, at once), the workers next (answering what is left, 503),
+ * then libmicrohttpd, once those answers are sent; memory is freed last,
+ * when no thread can reach it. */
 void server_stop(struct lkv_server *srv)
 {
+    MHD_socket listen_fd = MHD_INVALID_SOCKET;
+    atomic_store(&srv->stopping, 1);
     if (srv->daemon) {
-        MHD_quiesce_daemon(srv->daemon);
+        listen_fd = MHD_quiesce_daemon(srv->daemon);
         /* What is in flight finishes normally for a moment... */
-        wait_suspended(srv, 2000);
+        wait_dispatched(srv, 2000);
     }
-    /* ...then the workers answer whatever is left (503) and resume it. */
     for (int i = 0; i < srv->nprobers; i++)
         prober_stop(&srv->probers[i]);
+    /* ...then the workers answer whatever is left (503) and resume it. */
     for (int i = 0; i < srv->nworkers; i++)
         worker_stop(&srv->workers[i]);
     if (srv->daemon) {
-        wait_suspended(srv, 1000);
+        wait_dispatched(srv, 1000);
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;
     }
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    for (int i = 0; i < srv->nworkers; i++)
+        worker_free(&srv->workers[i]);
+    for (int i = 0; i < srv->nprobers; i++)
+        prober_free(&srv->probers[i]);
     free(srv->workers);
     free(srv->probers);
     srv->workers = NULL;

@@ -29,7 +29,8 @@ struct lkv_server {
     struct MHD_Daemon *daemon;    /* owned */
     int port;                     /* the port actually bound */
     atomic_int connections;       /* client connections open now */
-    atomic_int suspended;         /* requests whose operation runs on a worker */
+    atomic_int dispatched;        /* requests handed to a worker, until completed */
+    atomic_int stopping;          /* server_stop has begun: answers close */
     struct stats http;            /* written by libmicrohttpd's thread only */
     unsigned next_worker;         /* libmicrohttpd's thread only: for lists */
     struct prober *probers;       /* owned: one per partition */

@@ -86,6 +86,12 @@ void worker_submit(struct worker *w, struct kv_op *op)
 {
     op->next = NULL;
     pthread_mutex_lock(&w->lock);
+    if (w->stop) {
+        /* The loop is gone or going: nothing would ever run op. */
+        pthread_mutex_unlock(&w->lock);
+        kv_refuse(w, op);
+        return;
+    }
     if (w->ops_tail)
         w->ops_tail->next = op;
     else
@@ -174,7 +180,10 @@ static void *run(void *arg)
     while (!w->stopping) {
         int n = epoll_wait(w->epfd, ev, WORKER_EVENTS, next_timeout_ms(w));
         if (n < 0 && errno != EINTR) {
-            log_error("epoll_wait: %s", strerror(errno));
+            log_error("epoll_wait: %s; this worker stops", strerror(errno));
+            pthread_mutex_lock(&w->lock);
+            w->stop = w->stopping = 1; /* later operations are refused at once */
+            pthread_mutex_unlock(&w->lock);
             break;
         }
         for (int i = 0; i < n; i++)
@@ -239,7 +248,7 @@ fail:
 
 void worker_stop(struct worker *w)
 {
-    if (!w->started)
+    if (!w->started || w->joined)
         return;
     pthread_mutex_lock(&w->lock);
     w->stop = 1;
@@ -247,6 +256,14 @@ void worker_stop(struct worker *w)
     pthread_mutex_unlock(&w->lock);
     wake(w);
     pthread_join(w->thread, NULL);
+    w->joined = 1;
+}
+
+void worker_free(struct worker *w)
+{
+    if (!w->started)
+        return;
+    worker_stop(w);
     pthread_mutex_destroy(&w->lock);
     close(w->epfd);
     close(w->evfd);

@@ -50,6 +50,7 @@ struct worker {
     int stop;                     /* under lock */
     int woken;                    /* under lock: evfd already written */
     int stopping;                 /* loop-local copy of stop */
+    int joined;                   /* the thread has ended */
     struct lane *lanes;           /* owned: partitions * LANE_KINDS */
     struct stats stats;           /* written by this thread only */
     struct rcache cache;          /* owned: lazy reads of this worker's keys */
@@ -60,12 +61,17 @@ struct worker {
 int worker_start(struct worker *w, const struct backend *be, int index);
 
 /* Stops the loop: everything still queued or in flight is answered with
- * LKV_EUNAVAIL (their done callbacks run), then the thread is joined and
- * the connections closed. Safe on a worker that never started. */
+ * LKV_EUNAVAIL (their done callbacks run), the connections are closed and
+ * the thread joined. worker_submit keeps working (it refuses). Safe on a
+ * worker that never started. */
 void worker_stop(struct worker *w);
 
+/* Stops w if need be and frees it; no worker_submit may follow. */
+void worker_free(struct worker *w);
+
 /* Hands op to the worker (any thread). Its done callback runs on the
- * worker's thread. */
+ * worker's thread, or at once on the caller's when the worker has stopped
+ * (then with LKV_EUNAVAIL). */
 void worker_submit(struct worker *w, struct kv_op *op);
 
 /* The lane of partition p and kind k (worker thread only). */
