@@ -26,6 +26,7 @@
 
 #include "bind.h"
 #include "clock.h"
+#include "rng.h"
 #include "partition.h"
 #include "version.h"
 #include "worker.h"
@@ -433,11 +434,7 @@ static void write_next(struct lane *l)
 /* Schedules the batch to run again after a random pause. */
 static void retry_later(struct lane *l)
 {
-    uint64_t x = l->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    l->rng = x;
+    uint64_t x = rng_next(&l->rng);
     unsigned max_us = 1000u << (l->attempt < 6 ? l->attempt : 6);
     l->attempt++;
     l->retry_at_us = clock_mono_us() + 1 + x % max_us;

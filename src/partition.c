@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "rng.h"
 #include "version.h"
 
 void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
@@ -254,11 +255,7 @@ int pconn_retry_deadlock(struct pconn *c, int attempt)
     c->last_errno = 0; /* consumed: a later failure of another kind is not retried */
     if (!deadlock || attempt + 1 >= PCONN_DEADLOCK_ATTEMPTS)
         return 0;
-    uint64_t x = c->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c->rng = x;
+    uint64_t x = rng_next(&c->rng);
     unsigned max_us = 1000u << (attempt < 6 ? attempt : 6);
     struct timespec pause = {0, (long)(x % max_us) * 1000L};
     nanosleep(&pause, NULL);

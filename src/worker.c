@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "rng.h"
 #include "kv.h"
 #include "log.h"
 #include "version.h"
@@ -24,11 +25,7 @@ struct lane *worker_lane(struct worker *w, int p, enum lane_kind k)
 
 uint64_t worker_random(struct worker *w)
 {
-    uint64_t x = w->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return w->rng = x;
+    return rng_next(&w->rng);
 }
 
 struct stats *worker_stats(struct worker *w)
