@@ -51,13 +51,14 @@ static void probe(struct prober *p)
 {
     char err[256];
     if (p->probe && mysql_ping(p->probe) != 0) {
+        /* The probe's connection is gone: perhaps the partition restarted
+         * and is back. A fault only if a new connection fails too, or every
+         * restart would cost a back-off of requests that could succeed. */
         snprintf(err, sizeof(err), "%s", mysql_error(p->probe));
         mysql_close(p->probe);
         p->probe = NULL;
         if (prober_reachable(p))
             log_warn("partition %d (%s): %s", p->index, p->cfg->part[p->index].name, err);
-        prober_note_fault(p);
-        return;
     }
     if (p->probe == NULL) {
         p->probe = connect_partition(p, 0, err, sizeof(err));
