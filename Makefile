@@ -22,7 +22,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate render stats kvsql dbconn prober lane rcache worker kv handlers server lazykvd
+DAEMON    = uri negotiate render stats kvsql dbconn prober lane rcache token watch worker kv handlers server lazykvd
 ADMIN     = admin antientropy
 SYNC      = sync lazykv_sync
 
@@ -50,7 +50,7 @@ $(BIN)/lazykv-sync: $(call obj,$(COMMON) $(SYNC)) | $(BIN)
 
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
-UNIT_MODS = log buf codec config placement version uri negotiate render rcache
+UNIT_MODS = log buf codec config placement version uri negotiate render rcache token
 $(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS))
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
 	    $(call obj,$(UNIT_MODS)) $(LDLIBS) $(shell pkg-config --libs check)

@@ -10,6 +10,7 @@ lazykv's test mode (test_ databases) in a directory of its own, so a
 benchmark can never touch real data.
 
 usage: bench/bench.py [--quick] [--out DIR] [--threads N] [--only "lazy GET,point select"]
+                     [--section watches]
 """
 import argparse
 from collections import Counter
@@ -19,6 +20,8 @@ import http.client
 import json
 import os
 import re
+import resource
+import select
 import shutil
 import signal
 import socket
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
@@ -113,6 +117,17 @@ def sysbench(args, conns, seconds):
     return {"rps": rps, "p99": float(p99.group(1)) if p99 else None, "p50": None}
 
 
+def paced_get(url, rate, seconds):
+    """Lazy GETs paced to rate requests/s in all (paced_get.lua). wrk's
+    delay() has 1 ms steps: enough connections that each waits at least 5 ms
+    between requests keeps the pacing close to the rate."""
+    conns = max(16, -(-rate * 5 // 1000))
+    r = wrk(url, "paced_get.lua", conns, seconds, {"BENCH_RATE": str(rate),
+                                                  "BENCH_CONNS": str(conns)})
+    r["connections"] = conns
+    return r
+
+
 # ---- the systems under test -------------------------------------------------
 
 class Lazykv:
@@ -132,6 +147,9 @@ class Lazykv:
                        check=True, env=env)
         c.write_config()
         text = open(c.config).read().replace("threads = 4", "threads = %d" % self.threads)
+        # room for the 10,000 parked watches of parked_watches() and the
+        # requests measured beside them (the other sections stay below 10,000)
+        text = text.replace("max_connections = 10000", "max_connections = 11000")
         text = text.replace("batch_size = 100", "batch_size = 1000")
         text = text.replace("log_level = info", "log_level = warn")
         with open(c.config, "w") as f:
@@ -226,6 +244,9 @@ def main():
     ap.add_argument("--only", default="",
                     help="comma-separated parts of workload names: run just those "
                          "(no large-value, connection or sync sections; for profiling)")
+    ap.add_argument("--section", choices=["watches"], default=None,
+                    help="run one section alone on the preloaded cluster (no throughput "
+                         "table, no rivals, no other section); --only is then ignored")
     args = ap.parse_args()
     only = [o.strip() for o in args.only.split(",") if o.strip()]
 
@@ -243,7 +264,7 @@ def main():
     workers = args.threads or max(1, (os.cpu_count() or 1) - 1)
     results = {"meta": {"date": date, "quick": quick, "threads": args.threads, "workers": workers,
                         "cpus": os.cpu_count(), "concurrency": concs, "runs": runs,
-                        "seconds": secs}}
+                        "seconds": secs, "section": args.section}}
     etcd_data = None
     try:
         lk = Lazykv(work, args.threads)
@@ -252,98 +273,98 @@ def main():
         lk.preload()
         kvd = lk.start_kvd()
         url = lk.url()
-        node0 = lk.cluster.db_ports[0]
-        sb = ["--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-port=%d" % node0,
-              "--mysql-user=lazykv", "--mysql-password=secret", "--mysql-db=test_store_1"]
-        subprocess.run(["sysbench", "oltp_point_select"] + sb + ["--tables=1",
-                        "--table-size=%d" % KEYS, "prepare"], capture_output=True, check=True)
-        # The same lazykvd without batching ([server] batch = 1), beside
-        # the batching one: what grouping statements gains, in this run.
-        unbatched, unbatched_port, _ = lk.cluster.extra_kvd({"batch": 1})
-        procs.append(unbatched)
-        unbatched_url = "http://127.0.0.1:%d" % unbatched_port
-        # 32 event loops instead of one per core less one: more loops than
-        # cores only split the batches.
-        many, many_port, _ = lk.cluster.extra_kvd({"threads": 32})
-        procs.append(many)
-        many_url = "http://127.0.0.1:%d" % many_port
-        # The read cache on a hot set of 1,000 keys, against webdis on the same.
-        cached, cached_port, _ = lk.cluster.extra_kvd({"read_cache_ms": 1000})
-        procs.append(cached)
-        cached_url = "http://127.0.0.1:%d" % cached_port
-        hot = {"BENCH_KEYS": "1000"}
-        mhd_port = harness.free_port()
-        start([os.path.join(ROOT, "build", "bench", "mhd_fixed"), str(mhd_port), str(os.cpu_count())])
-        wait_port(mhd_port)
-        webdis = etcd = None
-        if wanted("webdis GET") or wanted("webdis SET"):
-            log("starting webdis+redis (preloading %d keys)" % KEYS)
-            webdis = start_webdis(work)
-        if wanted("etcd range") or wanted("etcd put"):
-            log("starting etcd (preloading %d keys)" % KEYS)
-            etcd, etcd_data = start_etcd(work)
+        if args.section == "watches":
+            results["watches"] = parked_watches(lk, url, secs)
+        else:
+            node0 = lk.cluster.db_ports[0]
+            sb = ["--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-port=%d" % node0,
+                  "--mysql-user=lazykv", "--mysql-password=secret", "--mysql-db=test_store_1"]
+            subprocess.run(["sysbench", "oltp_point_select"] + sb + ["--tables=1",
+                            "--table-size=%d" % KEYS, "prepare"], capture_output=True, check=True)
+            # The same lazykvd without batching ([server] batch = 1), beside
+            # the batching one: what grouping statements gains, in this run.
+            unbatched, unbatched_port, _ = lk.cluster.extra_kvd({"batch": 1})
+            procs.append(unbatched)
+            unbatched_url = "http://127.0.0.1:%d" % unbatched_port
+            # 32 event loops instead of one per core less one: more loops than
+            # cores only split the batches.
+            many, many_port, _ = lk.cluster.extra_kvd({"threads": 32})
+            procs.append(many)
+            many_url = "http://127.0.0.1:%d" % many_port
+            # The read cache on a hot set of 1,000 keys, against webdis on the same.
+            cached, cached_port, _ = lk.cluster.extra_kvd({"read_cache_ms": 1000})
+            procs.append(cached)
+            cached_url = "http://127.0.0.1:%d" % cached_port
+            hot = {"BENCH_KEYS": "1000"}
+            mhd_port = harness.free_port()
+            start([os.path.join(ROOT, "build", "bench", "mhd_fixed"), str(mhd_port), str(os.cpu_count())])
+            wait_port(mhd_port)
+            webdis = etcd = None
+            if wanted("webdis GET") or wanted("webdis SET"):
+                log("starting webdis+redis (preloading %d keys)" % KEYS)
+                webdis = start_webdis(work)
+            if wanted("etcd range") or wanted("etcd put"):
+                log("starting etcd (preloading %d keys)" % KEYS)
+                etcd, etcd_data = start_etcd(work)
 
-        table = {}
-        workloads = [
-            ("lazy GET", lambda c: wrk(url, "get.lua", c, secs)),
-            ("canonical GET", lambda c: wrk(url, "get.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
-            ("90/10 GET/POST", lambda c: wrk(url, "mix.lua", c, secs)),
-            ("lazy POST", lambda c: wrk(url, "post.lua", c, secs)),
-            ("canonical POST", lambda c: wrk(url, "post.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
-            ("lazy GET, batch = 1", lambda c: wrk(unbatched_url, "get.lua", c, secs)),
-            ("lazy POST, batch = 1", lambda c: wrk(unbatched_url, "post.lua", c, secs)),
-            ("canonical POST, batch = 1", lambda c: wrk(unbatched_url, "post.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
-            ("lazy GET, threads = 32", lambda c: wrk(many_url, "get.lua", c, secs)),
-            ("lazy POST, threads = 32", lambda c: wrk(many_url, "post.lua", c, secs)),
-            ("lazy GET, 1,000 hot keys, read cache", lambda c: wrk(cached_url, "get.lua", c, secs, hot)),
-            ("MariaDB point select (sysbench)", lambda c: sysbench(["oltp_point_select"] + sb, c, secs)),
-            ("MariaDB upsert (sysbench)", lambda c: sysbench([os.path.join(ROOT, "bench", "sysbench_upsert.lua")] + sb, c, secs)),
-            ("MHD fixed 100 B", lambda c: wrk("http://127.0.0.1:%d" % mhd_port, "get.lua", c, secs)),
-            ("webdis GET", lambda c: wrk(webdis, "webdis_get.lua", c, secs)),
-            ("webdis GET, 1,000 hot keys", lambda c: wrk(webdis, "webdis_get.lua", c, secs, hot)),
-            ("webdis SET", lambda c: wrk(webdis, "webdis_set.lua", c, secs)),
-            ("etcd range", lambda c: wrk(etcd, "etcd_range.lua", c, secs)),
-            ("etcd put", lambda c: wrk(etcd, "etcd_range.lua", c, secs, {"BENCH_ETCD": "put"})),
-        ]
-        for name, fn in workloads:
-            if not wanted(name):
-                continue
-            table[name] = {}
-            for c in concs:
-                before = lk.db_batches()
-                r = repeat(lambda: fn(c), runs)
-                after = lk.db_batches()
-                for kind in ("reads", "writes", "copies"):
-                    n = after[kind][0] - before[kind][0]
-                    statements = after[kind][1] - before[kind][1]
-                    if statements > 0 and "batch = 1" not in name:
-                        r[kind + "_per_statement"] = n / statements
-                        log("%s c=%d: %.2f %s per statement" % (name, c, n / statements, kind))
-                table[name][c] = r
-                log("%-34s c=%-3d %9.0f req/s (%.0f-%.0f)  p50 %s ms  p99 %s ms  errors %d"
-                    % (name, c, r["rps"], r["min"], r["max"], r["p50"], r["p99"], r["errors"]))
-        results["throughput"] = table
-
-        if only:
+            table = {}
+            workloads = [
+                ("lazy GET", lambda c: wrk(url, "get.lua", c, secs)),
+                ("canonical GET", lambda c: wrk(url, "get.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
+                ("90/10 GET/POST", lambda c: wrk(url, "mix.lua", c, secs)),
+                ("lazy POST", lambda c: wrk(url, "post.lua", c, secs)),
+                ("canonical POST", lambda c: wrk(url, "post.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
+                ("lazy GET, batch = 1", lambda c: wrk(unbatched_url, "get.lua", c, secs)),
+                ("lazy POST, batch = 1", lambda c: wrk(unbatched_url, "post.lua", c, secs)),
+                ("canonical POST, batch = 1", lambda c: wrk(unbatched_url, "post.lua", c, secs, {"BENCH_BUCKET": "canonicalbucket"})),
+                ("lazy GET, threads = 32", lambda c: wrk(many_url, "get.lua", c, secs)),
+                ("lazy POST, threads = 32", lambda c: wrk(many_url, "post.lua", c, secs)),
+                ("lazy GET, 1,000 hot keys, read cache", lambda c: wrk(cached_url, "get.lua", c, secs, hot)),
+                ("MariaDB point select (sysbench)", lambda c: sysbench(["oltp_point_select"] + sb, c, secs)),
+                ("MariaDB upsert (sysbench)", lambda c: sysbench([os.path.join(ROOT, "bench", "sysbench_upsert.lua")] + sb, c, secs)),
+                ("MHD fixed 100 B", lambda c: wrk("http://127.0.0.1:%d" % mhd_port, "get.lua", c, secs)),
+                ("webdis GET", lambda c: wrk(webdis, "webdis_get.lua", c, secs)),
+                ("webdis GET, 1,000 hot keys", lambda c: wrk(webdis, "webdis_get.lua", c, secs, hot)),
+                ("webdis SET", lambda c: wrk(webdis, "webdis_set.lua", c, secs)),
+                ("etcd range", lambda c: wrk(etcd, "etcd_range.lua", c, secs)),
+                ("etcd put", lambda c: wrk(etcd, "etcd_range.lua", c, secs, {"BENCH_ETCD": "put"})),
+            ]
+            for name, fn in workloads:
+                if not wanted(name):
+                    continue
+                table[name] = {}
+                for c in concs:
+                    before = lk.db_batches()
+                    r = repeat(lambda: fn(c), runs)
+                    after = lk.db_batches()
+                    for kind in ("reads", "writes", "copies"):
+                        n = after[kind][0] - before[kind][0]
+                        statements = after[kind][1] - before[kind][1]
+                        if statements > 0 and "batch = 1" not in name:
+                            r[kind + "_per_statement"] = n / statements
+                            log("%s c=%d: %.2f %s per statement" % (name, c, n / statements, kind))
+                    table[name][c] = r
+                    log("%-34s c=%-3d %9.0f req/s (%.0f-%.0f)  p50 %s ms  p99 %s ms  errors %d"
+                        % (name, c, r["rps"], r["min"], r["max"], r["p50"], r["p99"], r["errors"]))
             results["throughput"] = table
-            print(json.dumps(table, indent=1))
-            return 0
-        # p99 of lazy GETs at half the peak rate
-        # wrk's delay() has 1 ms steps: enough connections that each waits
-        # at least 5 ms between requests keeps the pacing close to the rate.
-        peak = table["lazy GET"][64]["rps"]
-        rate = int(peak / 2)
-        conns = max(16, -(-rate * 5 // 1000))
-        paced = wrk(url, "paced_get.lua", conns, secs, {"BENCH_RATE": str(rate),
-                                                        "BENCH_CONNS": str(conns)})
-        paced["connections"] = conns
-        results["half_load"] = {"target_rps": peak / 2, **paced}
-        log("lazy GET at half peak: %.0f req/s, p99 %.2f ms" % (paced["rps"], paced["p99"] or -1))
 
-        results["large"] = large_values(lk, quick)
-        results["connections"] = idle_connections(lk)
-        results["suspended"] = suspended_requests(lk)
-        results["sync"] = sync_bench(lk, quick)
+            if only:
+                results["throughput"] = table
+                print(json.dumps(table, indent=1))
+                return 0
+            # p99 of lazy GETs at half the peak rate
+            peak = table["lazy GET"][64]["rps"]
+            rate = int(peak / 2)
+            paced = paced_get(url, rate, secs)
+            results["half_load"] = {"target_rps": peak / 2, **paced}
+            log("lazy GET at half peak: %.0f req/s, p99 %.2f ms" % (paced["rps"], paced["p99"] or -1))
+
+            results["large"] = large_values(lk, quick)
+            results["connections"] = idle_connections(lk)
+            results["suspended"] = suspended_requests(lk)
+            # large_values() restarted lazykvd on another port: lk.url(), not url
+            results["watches"] = parked_watches(lk, lk.url(), secs, rate=rate)
+            results["sync"] = sync_bench(lk, quick)
     except KeyboardInterrupt:
         log("interrupted")
         return 1
@@ -459,6 +480,199 @@ def suspended_requests(lk, n=10000):
                                        res["answered_s"]))
     harness.wait_for(lambda: c.request("GET", "/canonicalbucket/" + key).status == 200,
                      what="partition 2 back")
+    return res
+
+
+def kvd_metrics(lk, *names):
+    """Counters and gauges of the main lazykvd's /metrics, by name (no lazykv_)."""
+    body = lk.cluster.request("GET", "/metrics").body.decode()
+    return {n: int(re.search(r"(?m)^lazykv_%s (\d+)$" % n, body).group(1)) for n in names}
+
+
+def com_selects(lk):
+    """Com_select of each partition's MariaDB server (every session's)."""
+    return [int(lk.sql(i, "SHOW GLOBAL STATUS LIKE 'Com_select'")[0][1])
+            for i in range(lk.cluster.n)]
+
+
+def park(port, targets):
+    """One GET per connection, sent at once; the sockets are then left
+    non-blocking and unread (they are polled, never a thread each)."""
+    socks = []
+    for t in targets:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % t).encode())
+        s.setblocking(False)
+        socks.append(s)
+    return socks
+
+
+def readable(socks):
+    """How many of socks have something to read (an answer, or a close)."""
+    p = select.poll()
+    for s in socks:
+        p.register(s, select.POLLIN)
+    return len(p.poll(0))
+
+
+def watch_window(lk, seconds):
+    """The statement work of an idle lazykvd over seconds: each partition's
+    Com_select and the hub's scans (lazykv_watch_scans_total), per second."""
+    names = ("watch_scans_total", "watch_wakeups_total", "watches_waiting")
+    m0, s0, t0 = kvd_metrics(lk, *names), com_selects(lk), time.monotonic()
+    time.sleep(seconds)
+    s1, t1, m1 = com_selects(lk), time.monotonic(), kvd_metrics(lk, *names)
+    dt = t1 - t0
+    return {"seconds": dt, "waiting": m1["watches_waiting"],
+            "selects_per_s": [(b - a) / dt for a, b in zip(s0, s1)],
+            "scans_per_s": (m1["watch_scans_total"] - m0["watch_scans_total"]) / dt,
+            "wakeups": m1["watch_wakeups_total"] - m0["watch_wakeups_total"]}
+
+
+def parked_watches(lk, url, secs, n=10000, rate=None, window=10):
+    """n watches parked at once on the main lazykvd, half on keys, half on
+    prefixes, each on its own raw socket: lazykvd's threads and RSS, the p99
+    of paced lazy GETs beside them against the same rate without them, and
+    the statement work of watching (Com_select of each partition and the
+    hub's scans over an idle `window` s) with 10 watches parked against n.
+
+    rate: requests/s of the paced GETs (None: half of a c=64 lazy GET peak
+    measured here first). Key watches are on n/2 keys that never existed
+    (index 0); prefix watches on n/2 empty prefixes, each with the token of
+    its own list. The 10-watch window is measured first, with the first 10
+    of the n parked; the other n-10 are parked after it. At the end lazykvd
+    gets SIGTERM with all n parked (every one must be answered 503 before it
+    exits) and is started again, so the sections after this one see a
+    lazykvd without watches."""
+    c = lk.cluster
+    kvd = c.kvd
+    port = int(url.rsplit(":", 1)[1])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 1024
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    res = {"watches": n, "window_s": window, "paced_s": secs}
+    if rate is None:
+        peak = wrk(url, "get.lua", 64, secs)
+        rate = int(peak["rps"] / 2)
+        res["peak_rps"] = peak["rps"]
+        log("watches: lazy GET peak c=64 %.0f req/s: paced GETs at %d req/s" % (peak["rps"], rate))
+    res["rate"] = rate
+
+    # The watches' targets, mixed: even = key, odd = prefix.
+    q = lambda s: urllib.parse.quote(s, safe="")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    t0 = time.monotonic()
+    targets = []
+    for i in range(n):
+        if i % 2 == 0:
+            targets.append("/bucket/bench/watch/%06d?index=0&wait=600" % (i // 2))
+        else:
+            prefix = q("bench/wp/%06d/" % (i // 2))
+            conn.request("GET", "/bucket/?prefix=" + prefix)
+            r = conn.getresponse()
+            r.read()
+            token = r.getheader("X-Lazykv-Index")
+            assert r.status == 200 and token, (r.status, token)
+            targets.append("/bucket/?prefix=%s&index=%s&wait=600" % (prefix, q(token)))
+    conn.close()
+    log("watches: %d lists for the prefix watches' tokens in %.1f s"
+        % (n - n // 2, time.monotonic() - t0))
+
+    # 0 watches: the baseline
+    res["threads_before"], res["rss_before_kib"] = task_count(kvd.pid), rss_kib(kvd.pid)
+    res["paced_without"] = paced_get(url, rate, secs)
+    log("watches: 0 parked: threads %d, RSS %.1f MiB; paced lazy GET %.0f req/s (asked %d): "
+        "p50 %.2f ms, p99 %.2f ms"
+        % (res["threads_before"], res["rss_before_kib"] / 1024, res["paced_without"]["rps"],
+           rate, res["paced_without"]["p50"] or -1, res["paced_without"]["p99"] or -1))
+    res["idle_0"] = w = watch_window(lk, window)
+    log("watches: 0 parked, idle %.0f s: selects/s per partition %s, watch scans/s %.1f"
+        % (w["seconds"], " ".join("%.1f" % x for x in w["selects_per_s"]), w["scans_per_s"]))
+
+    waiting = lambda: kvd_metrics(lk, "watches_waiting")["watches_waiting"]
+    socks = []
+    try:
+        # 10 watches
+        few = 10
+        socks += park(port, targets[:few])
+        harness.wait_for(lambda: waiting() == few, timeout=30, what="%d watches parked" % few)
+        res["idle_%d" % few] = w = watch_window(lk, window)
+        log("watches: %d parked, idle %.0f s: selects/s per partition %s, watch scans/s %.1f, "
+            "wake-ups %d" % (few, w["seconds"], " ".join("%.1f" % x for x in w["selects_per_s"]),
+                             w["scans_per_s"], w["wakeups"]))
+        # n watches
+        t0 = time.monotonic()
+        socks += park(port, targets[few:])
+        res["send_s"] = time.monotonic() - t0
+        # not harness.wait_for: a shortfall is reported, not fatal to the run
+        deadline = time.monotonic() + 120
+        while waiting() < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+        res["park_s"] = time.monotonic() - t0
+        res["parked"] = waiting()
+        res["answered_early"] = readable(socks)
+        if res["parked"] != n:
+            log("watches: only %d of %d parked after %.0f s" % (res["parked"], n, res["park_s"]))
+        res["threads_during"], res["rss_parked_kib"] = task_count(kvd.pid), rss_kib(kvd.pid)
+        log("watches: %d parked in %.1f s (%d answered, must be 0): threads %d, RSS %.1f MiB"
+            % (n, res["park_s"], res["answered_early"], res["threads_during"],
+               res["rss_parked_kib"] / 1024))
+        res["idle_n"] = w = watch_window(lk, window)
+        log("watches: %d parked, idle %.0f s: selects/s per partition %s, watch scans/s %.1f, "
+            "wake-ups %d" % (n, w["seconds"], " ".join("%.1f" % x for x in w["selects_per_s"]),
+                             w["scans_per_s"], w["wakeups"]))
+        res["paced_with"] = p = paced_get(url, rate, secs)
+        res["rss_after_paced_kib"] = rss_kib(kvd.pid)
+        res["rss_during_kib"] = max(res["rss_parked_kib"], res["rss_after_paced_kib"])
+        res["threads_during"] = max(res["threads_during"], task_count(kvd.pid))
+        res["still_waiting"] = waiting()
+        res["answered_during"] = readable(socks)
+        base = res["paced_without"]["p99"]
+        res["p99_ratio"] = p["p99"] / base if p["p99"] and base else None
+        log("watches: %d parked: paced lazy GET %.0f req/s: p50 %.2f ms, p99 %.2f ms (%.2f x "
+            "without); RSS %.1f MiB; %d still waiting, %d answered (must be 0)"
+            % (n, p["rps"], p["p50"] or -1, p["p99"] or -1, res["p99_ratio"] or -1,
+               res["rss_after_paced_kib"] / 1024, res["still_waiting"], res["answered_during"]))
+        # The work of watching: selects/s above the 0-watch background.
+        sel = lambda k: [x - b for x, b in zip(res[k]["selects_per_s"], res["idle_0"]["selects_per_s"])]
+        res["watch_selects_per_s_%d" % few], res["watch_selects_per_s_n"] = sel("idle_%d" % few), sel("idle_n")
+        res["selects_ratio"] = [b / a if a > 0 else None for a, b in
+                                zip(res["idle_%d" % few]["selects_per_s"], res["idle_n"]["selects_per_s"])]
+        s10 = res["idle_%d" % few]["scans_per_s"]
+        res["scans_ratio"] = res["idle_n"]["scans_per_s"] / s10 if s10 else None
+        log("watches: selects/s per partition, %d vs %d watches: %s (ratio %s); watch scans/s "
+            "%.1f vs %.1f" % (n, few, " ".join("%.1f/%.1f" % (b, a) for a, b in
+                                               zip(res["idle_%d" % few]["selects_per_s"],
+                                                   res["idle_n"]["selects_per_s"])),
+                              " ".join("%.2f" % r if r else "-" for r in res["selects_ratio"]),
+                              res["idle_n"]["scans_per_s"], s10))
+        # SIGTERM with all n parked: each must get its 503 before lazykvd exits.
+        t0 = time.monotonic()
+        rc = c.stop_kvd()
+        res["sigterm_exit_s"] = time.monotonic() - t0
+        statuses = Counter()
+        for s in socks:
+            try:
+                data = s.recv(4096)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data is None:
+                statuses["none"] += 1
+            elif data.startswith(b"HTTP/"):
+                statuses[data.split(b" ", 2)[1].decode()] += 1
+            else:
+                statuses["closed"] += 1
+        res["sigterm_rc"], res["sigterm_statuses"] = rc, dict(statuses)
+        log("watches: SIGTERM with %d parked: exit %s after %.2f s; answers %s"
+            % (n, rc, res["sigterm_exit_s"], res["sigterm_statuses"]))
+    finally:
+        for s in socks:
+            s.close()
+        if c.kvd is None:
+            lk.start_kvd()
     return res
 
 

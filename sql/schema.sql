@@ -9,6 +9,9 @@ CREATE TABLE IF NOT EXISTS `@T` (
   ctype    VARBINARY(255)  NOT NULL,
   version  BIGINT UNSIGNED NOT NULL,
   deleted  TINYINT         NOT NULL DEFAULT 0,
+  -- NULL: no expiry; else the instant (microseconds since the epoch, on
+  -- the clock that stamps versions) from which the key is absent.
+  expires_at BIGINT UNSIGNED NULL,
   -- NULL: changed here, waiting for the sync to stamp it; > 0: the sync
   -- epoch that stamped it; 0: a copy received from another partition.
   seq      BIGINT UNSIGNED NULL,
@@ -17,8 +20,16 @@ CREATE TABLE IF NOT EXISTS `@T` (
   -- index on (seq, k): the sync reads changes in (seq, k) order from it.
   KEY by_seq (seq),
   -- The sync finds tombstones to purge without scanning live rows.
-  KEY by_tombstone (deleted, version)
+  KEY by_tombstone (deleted, version),
+  -- The sync finds expired rows to turn into tombstones.
+  KEY by_expiry (expires_at)
 ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC;
+
+-- Upgrades a table created by an earlier release, keeping every row (a
+-- no-op on a current one). Schema 2 (TTL): expires_at and by_expiry.
+ALTER TABLE `@T`
+  ADD COLUMN IF NOT EXISTS expires_at BIGINT UNSIGNED NULL AFTER deleted,
+  ADD KEY IF NOT EXISTS by_expiry (expires_at);
 
 -- Per-partition facts: its node id (identifies it as a sync source, new if
 -- the database is ever re-created) and the last sync epoch it handed out.

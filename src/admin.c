@@ -1,7 +1,8 @@
 /*
  * admin.c -- lazykv-admin, the operator tool: `init` creates the databases
- * and tables on every partition (idempotent); `verify` compares partitions
- * (see antientropy.c).
+ * and tables on every partition and upgrades tables of earlier releases
+ * (idempotent; sql/schema.sql); `verify` compares partitions (see
+ * antientropy.c).
  */
 #include <getopt.h>
 #include <mysql.h>
@@ -24,7 +25,8 @@ static void usage(FILE *f)
         "usage: lazykv-admin -c FILE [--test] COMMAND\n"
         "\n"
         "Commands:\n"
-        "  init          create every missing database and table on every partition\n"
+        "  init          create every missing database and table on every partition,\n"
+        "                and upgrade tables of earlier releases, keeping their rows\n"
         "                (idempotent: running it twice changes nothing)\n"
         "  verify        compare all partitions (hash-bucket digests, narrowed where\n"
         "                they differ) and list the keys whose live state differs;\n"

@@ -28,6 +28,14 @@ static inline void bind_u64(MYSQL_BIND *b, uint64_t *v)
     b->is_unsigned = 1;
 }
 
+/* v as a parameter, or SQL NULL when v is 0 (an absent expiry). */
+static inline void bind_u64_or_null(MYSQL_BIND *b, uint64_t *v)
+{
+    bind_u64(b, v);
+    if (*v == 0)
+        b->buffer_type = MYSQL_TYPE_NULL;
+}
+
 static inline void bind_int(MYSQL_BIND *b, int *v)
 {
     memset(b, 0, sizeof(*b));
@@ -46,6 +54,13 @@ static inline void bind_out(MYSQL_BIND *b, enum enum_field_types type, void *buf
     b->buffer = buf;
     b->buffer_length = cap;
     b->length = len;
+}
+
+/* A BIGINT UNSIGNED result column that may be NULL (*is_null says). */
+static inline void bind_u64_out(MYSQL_BIND *b, uint64_t *v, my_bool *is_null)
+{
+    bind_u64(b, v);
+    b->is_null = is_null;
 }
 
 #endif

@@ -55,6 +55,7 @@ static const struct conf_key conf_keys[] = {
     G("store", "write_timeout", CT_INT, 1, 3600, "5", write_timeout),
     G("server", "listen", CT_LISTEN, 0, 0, "127.0.0.1:8080", listen_host),
     G("server", "threads", CT_INT, 0, 1024, "0", threads),
+    G("server", "http_threads", CT_INT, 1, 64, "4", http_threads),
     G("server", "max_connections", CT_INT, 1, 1000000, "10000", max_connections),
     G("server", "connection_timeout", CT_INT, 1, 86400, "30", connection_timeout),
     G("server", "batch", CT_INT, 1, CONFIG_MAX_BATCH, "16", batch),
@@ -414,10 +415,12 @@ void config_dump(const struct lkv_config *cfg, void *file)
                "write_timeout = %d\n",
             cfg->key_length, cfg->partitions, cfg->table_name, cfg->max_value_size,
             cfg->connect_timeout, cfg->read_timeout, cfg->write_timeout);
-    fprintf(f, "[server]\nlisten = %s:%d\nthreads = %d\nmax_connections = %d\n"
+    fprintf(f, "[server]\nlisten = %s:%d\nthreads = %d\nhttp_threads = %d\n"
+               "max_connections = %d\n"
                "connection_timeout = %d\nbatch = %d\nread_cache_ms = %d\n"
                "read_cache_bytes = %lld\nlog_level = %s\n",
-            cfg->listen_host, cfg->listen_port, cfg->threads, cfg->max_connections,
+            cfg->listen_host, cfg->listen_port, cfg->threads, cfg->http_threads,
+            cfg->max_connections,
             cfg->connection_timeout, cfg->batch, cfg->read_cache_ms, cfg->read_cache_bytes,
             cfg->log_level);
     fprintf(f, "[sync]\nbatch_size = %d\nbatch_bytes = %lld\ntombstone_grace = %d\n",

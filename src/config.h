@@ -46,6 +46,7 @@ struct lkv_config {
     char *listen_host;          /* owned */
     int   listen_port;
     int   threads;              /* resolved: 0 in the file means one per core */
+    int   http_threads;         /* libmicrohttpd's threads (its thread pool) */
     int   max_connections;
     int   connection_timeout;   /* idle seconds before a client is dropped */
     int   batch;                /* concurrent requests to a partition in one statement, at most */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "log.h"
 #include "negotiate.h"
@@ -154,6 +155,19 @@ static void add_validators(struct reply *rep, uint64_t version)
     reply_header(rep, "Last-Modified", "%s", date);
 }
 
+/* The expiry of a live key (X-Lazykv-Expires, "expires_at"). */
+static void add_expiry(struct reply *rep, json_t *doc, const struct record *rec)
+{
+    if (rec->expires_at == 0 || rec->deleted)
+        return;
+    char when[VERSION_DATE_LEN];
+    version_rfc3339(rec->expires_at, when);
+    if (doc)
+        json_object_set_new(doc, "expires_at", json_string(when));
+    if (rep)
+        reply_header(rep, "X-Lazykv-Expires", "%s", when);
+}
+
 static json_t *value_doc(const struct record *rec, int markup)
 {
     const char *kenc, *venc;
@@ -172,6 +186,7 @@ static json_t *value_doc(const struct record *rec, int markup)
                             (json_int_t)rec->version, "etag", etag, "last_modified", date);
     if (doc && strcmp(kenc, "utf-8") != 0)
         json_object_set_new(doc, "key_encoding", json_string(kenc));
+    add_expiry(NULL, doc, rec);
     return doc;
 }
 
@@ -189,6 +204,32 @@ static int precond_valid(const struct request *req)
 {
     return version_if_match(req->if_match, 0, 0) >= 0 &&
            version_if_none_match(req->if_none_match, 0, 0) >= 0;
+}
+
+/* ---- waiting (watch.h) ------------------------------------------------------- */
+
+/* A key's index: a decimal number (a version). 0, or -1. */
+static int parse_index(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 20)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Sets op up to wait, on what key (or prefix) for how long. */
+static void set_wait(struct kv_op *op, enum watch_kind kind, const char *key, size_t len, int wait)
+{
+    op->watch = kind;
+    op->watch_key = key;
+    op->watch_key_len = len;
+    op->watch_deadline_us = clock_mono_us() + (uint64_t)wait * 1000000u;
 }
 
 /* ---- reads --------------------------------------------------------------- */
@@ -210,6 +251,16 @@ static int start_get(struct request *req, struct reply *rep)
      * twice could reach two partitions holding two versions. A HEAD takes
      * the value too when a document may be chosen, whose length needs it. */
     op->job.want_value = req->method != M_HEAD || negotiate_document_possible(req->accept);
+    if (u->index) {
+        /* A watch: answered from the master, when the index moves. */
+        if (parse_index(u->index, u->index_len, &op->watch_index) != 0) {
+            reply_status(req, rep, LKV_EBADREQ,
+                         "index must be a key's X-Lazykv-Index: a whole number");
+            return 0;
+        }
+        op->canonical = 1;
+        set_wait(op, WATCH_KEY, u->key, u->key_len, u->wait);
+    }
     return 1;
 }
 
@@ -270,10 +321,16 @@ static void finish_get(struct request *req, struct reply *rep)
     if (op->cached)
         reply_header(rep, "X-Lazykv-Cache", "hit");
 out:
-    /* Which partition answered, on every answer it decided (404, 304 and
-     * 412 included): lazy reads may differ by partition. */
-    if (op->served >= 0 && rep->status != 503)
+    /* Which partition answered, and the key's index there, on every answer
+     * it decided (404, 304 and 412 included): lazy reads may differ by
+     * partition. The index of an absent key is its tombstone's version (an
+     * expired key's: see record_index), 0 when it has none. */
+    if (op->served >= 0 && rep->status != 503) {
         reply_header(rep, "X-Lazykv-Partition", "%d", op->served);
+        reply_header(rep, "X-Lazykv-Index", "%" PRIu64, rec->version);
+        if (rep->status != 404)
+            add_expiry(rep, NULL, rec);
+    }
 }
 
 /* ---- writes -------------------------------------------------------------- */
@@ -294,6 +351,25 @@ static int start_write(struct request *req, struct reply *rep)
     op->need_created = req->method == M_PUT;
     op->if_match = req->if_match;
     op->if_none_match = req->if_none_match;
+    if (u->ttl && op->rec.deleted) {
+        reply_status(req, rep, LKV_EBADREQ, "ttl applies to POST and PUT");
+        return 0;
+    }
+    if (u->refresh && (req->method != M_PUT || !u->ttl || req->body.len > 0)) {
+        reply_status(req, rep, LKV_EBADREQ, "refresh=1 is a PUT with ttl and an empty body");
+        return 0;
+    }
+    op->ttl_us = (uint64_t)u->ttl * 1000000u;
+    op->refresh = u->refresh;
+    if (u->has_wait) {
+        /* A blocking lock acquisition: creates the key once it is absent. */
+        if (req->method != M_PUT || req->if_none_match == NULL ||
+            strcmp(req->if_none_match, "*") != 0 || u->refresh) {
+            reply_status(req, rep, LKV_EBADREQ, "wait applies to a PUT with If-None-Match: *");
+            return 0;
+        }
+        set_wait(op, WATCH_LOCK, u->key, u->key_len, u->wait);
+    }
     if (!op->rec.deleted) {
         const char *ct = req->content_type && req->content_type[0] ? req->content_type
                                                                    : DEFAULT_CTYPE;
@@ -332,7 +408,7 @@ static void finish_write(struct request *req, struct reply *rep)
         result = "deleted";
     } else if (req->method == M_PUT && !op->created) {
         status = 200;
-        result = "replaced";
+        result = op->refresh ? "refreshed" : "replaced";
     } else {
         status = 201;
         result = "created";
@@ -344,9 +420,11 @@ static void finish_write(struct request *req, struct reply *rep)
                             render_bytes_json(u->key, u->key_len, 0, &kenc), "version",
                             (json_int_t)op->rec.version, "etag", etag, "master", op->master,
                             "consistency", u->canonical ? "canonical" : "lazy");
+    add_expiry(NULL, doc, &op->rec);
     reply_doc(rep, req, status, doc, "result", 0);
     if (rep->status != status)
         return;
+    add_expiry(rep, NULL, &op->rec);
     if (!is_delete) {
         reply_header(rep, "ETag", "%s", etag);
         if (status == 201) {
@@ -363,17 +441,15 @@ static void finish_write(struct request *req, struct reply *rep)
 
 /* ---- lists --------------------------------------------------------------- */
 
-static int start_list(struct request *req, struct reply *rep)
+/* op->lower and op->upper for the keys under the list's prefix (after
+ * start_after). 0, or -1 when out of memory. */
+static int set_list_bounds(const struct uri *u, struct kv_op *op)
 {
-    const struct uri *u = &req->uri;
-    struct kv_op *op = &req->op;
-    op->kind = KV_OP_LIST;
-    op->canonical = u->canonical;
-    op->want = u->limit + 1; /* one more tells whether the list is truncated */
     const char *prefix = u->prefix ? u->prefix : "";
     size_t plen = u->prefix ? u->prefix_len : 0;
     /* "k > start_after" is "k >= start_after + NUL" in bytewise order. */
-    struct kv_key sa = {u->start_after, u->start_after_len}, pre = {(char *)prefix, plen};
+    struct kv_key sa = {.key = u->start_after, .len = u->start_after_len};
+    struct kv_key pre = {.key = (char *)prefix, .len = plen};
     int after = u->start_after && key_cmp(&sa, &pre) >= 0;
     int rc = after ? buf_append(&op->lower, u->start_after, u->start_after_len) ||
                          buf_append(&op->lower, "", 1)
@@ -388,11 +464,71 @@ static int start_list(struct request *req, struct reply *rep)
             op->upper.data[plen - 1] = (char)((unsigned char)op->upper.data[plen - 1] + 1);
         op->has_upper = 1;
     }
-    if (rc != 0) {
+    return rc ? -1 : 0;
+}
+
+static int start_list(struct request *req, struct reply *rep)
+{
+    const struct uri *u = &req->uri;
+    struct kv_op *op = &req->op;
+    op->kind = KV_OP_LIST;
+    op->canonical = u->canonical;
+    op->want = u->limit + 1; /* one more tells whether the list is truncated */
+    op->values = u->values;
+    if (set_list_bounds(u, op) != 0) {
+        reply_status(req, rep, LKV_ENOMEM, "out of memory");
+        return 0;
+    }
+    /* The prefix is what the list's token (X-Lazykv-Index) covers. */
+    op->watch_key = u->prefix ? u->prefix : "";
+    op->watch_key_len = u->prefix ? u->prefix_len : 0;
+    if (u->index) {
+        /* A watch: answered from the masters, when the state moves. */
+        if (watch_token_parse(u->index, u->index_len, &op->watch_token) != 0) {
+            reply_status(req, rep, LKV_EBADREQ, "index must be a list's X-Lazykv-Index");
+            return 0;
+        }
+        op->canonical = 1;
+        set_wait(op, WATCH_PREFIX, op->watch_key, op->watch_key_len, u->wait);
+    }
+    return 1;
+}
+
+/* DELETE /bucket/?prefix=P: every live key under P (not a whole bucket: an
+ * empty prefix is refused). */
+static int start_delete_tree(struct request *req, struct reply *rep)
+{
+    const struct uri *u = &req->uri;
+    struct kv_op *op = &req->op;
+    if (u->prefix == NULL || u->prefix_len == 0) {
+        reply_status(req, rep, LKV_EBADREQ, "a delete of a tree needs a non-empty prefix");
+        return 0;
+    }
+    op->kind = KV_OP_DELETE_TREE;
+    op->canonical = u->canonical;
+    struct uri bounds = *u;
+    bounds.start_after = NULL;
+    if (set_list_bounds(&bounds, op) != 0) {
         reply_status(req, rep, LKV_ENOMEM, "out of memory");
         return 0;
     }
     return 1;
+}
+
+static void finish_delete_tree(struct request *req, struct reply *rep)
+{
+    struct kv_op *op = &req->op;
+    if (op->st != LKV_OK) {
+        reply_status(req, rep, op->st,
+                     op->st == LKV_EUNAVAIL
+                         ? "a partition is unreachable; the keys deleted so far stay deleted"
+                         : "the delete failed; the keys deleted so far stay deleted");
+        return;
+    }
+    json_t *doc = json_pack("{s:s, s:I, s:s}", "result", "deleted", "deleted",
+                            (json_int_t)op->deleted, "consistency",
+                            req->uri.canonical ? "canonical" : "lazy");
+    reply_doc(rep, req, 202, doc, "result", 0);
 }
 
 /* A key as a JSON string: as is, or percent-encoded when url. */
@@ -419,15 +555,19 @@ static void finish_list(struct request *req, struct reply *rep)
                                         : "the list failed");
         return;
     }
-    int truncated = kl->n > (size_t)u->limit;
-    size_t count = truncated ? (size_t)u->limit : kl->n;
+    int truncated = kl->n > (size_t)u->limit || op->values_cut;
+    size_t count = kl->n > (size_t)u->limit ? (size_t)u->limit : kl->n;
     int url = u->url_encoding;
     for (size_t i = 0; i < count && !url; i++)
         url = !codec_utf8_valid(kl->item[i].key, kl->item[i].len);
+    enum media m = negotiate_media(req->accept, NULL);
+    int markup = m == MEDIA_XML || m == MEDIA_HTML;
     json_t *keys = json_array();
     struct buf enc = BUF_INIT;
     for (size_t i = 0; keys && i < count; i++) {
-        json_t *s = key_json(&kl->item[i], url, &enc);
+        /* With values, each entry is the key's document, as GET renders it. */
+        json_t *s = u->values ? value_doc(kl->item[i].rec, markup)
+                              : key_json(&kl->item[i], url, &enc);
         if (s == NULL || json_array_append_new(keys, s) != 0) {
             json_decref(keys);
             keys = NULL;
@@ -435,7 +575,7 @@ static void finish_list(struct request *req, struct reply *rep)
     }
     json_t *doc = keys ? json_pack("{s:o, s:I, s:b, s:s}", "keys", keys, "count",
                                    (json_int_t)count, "truncated", truncated, "consistency",
-                                   u->canonical ? "canonical" : "lazy")
+                                   op->canonical ? "canonical" : "lazy")
                        : NULL;
     if (doc && url)
         json_object_set_new(doc, "encoding", json_string("url"));
@@ -448,7 +588,12 @@ static void finish_list(struct request *req, struct reply *rep)
     }
     buf_free(&enc);
     reply_doc(rep, req, 200, doc, "list", 0);
+    if (rep->status != 200)
+        return;
     reply_header(rep, "Vary", "Accept");
+    char token[WATCH_TOKEN_LEN];
+    watch_token_format(&op->list_token, token);
+    reply_header(rep, "X-Lazykv-Index", "%s", token);
 }
 
 /* ---- health -------------------------------------------------------------- */
@@ -499,6 +644,10 @@ static void handle_metrics(struct lkv_server *srv, struct request *req, struct r
     rc |= buf_printf(&b, "# HELP lazykv_http_connections client connections open now\n"
                          "# TYPE lazykv_http_connections gauge\nlazykv_http_connections %d\n",
                      atomic_load(&srv->connections));
+    rc |= buf_printf(&b, "# HELP lazykv_watches_waiting requests waiting for a change "
+                         "(watches, blocking lock acquisitions)\n"
+                         "# TYPE lazykv_watches_waiting gauge\nlazykv_watches_waiting %d\n",
+                     watch_waiting(srv->backend.hub));
     if (rc != 0) {
         buf_free(&b);
         reply_status(req, rep, LKV_ENOMEM, "out of memory");
@@ -550,8 +699,10 @@ int handle_request(struct lkv_server *srv, struct request *req, struct reply *re
     case ROUTE_LIST:
         if (req->method == M_GET || req->method == M_HEAD)
             return start_list(req, rep);
+        if (req->method == M_DELETE)
+            return start_delete_tree(req, rep);
         if (req->method == M_OTHER)
-            method_not_allowed(req, rep, "GET, HEAD");
+            method_not_allowed(req, rep, "GET, HEAD, DELETE");
         else
             reply_status(req, rep, LKV_EBADREQ, "the key is empty");
         return 0;
@@ -579,6 +730,7 @@ void handle_op_done(struct request *req, struct reply *rep)
     case KV_OP_READ: finish_get(req, rep); return;
     case KV_OP_WRITE: finish_write(req, rep); return;
     case KV_OP_LIST: finish_list(req, rep); return;
+    case KV_OP_DELETE_TREE: finish_delete_tree(req, rep); return;
     }
     reply_status(req, rep, LKV_EINTERNAL, "unknown operation");
 }

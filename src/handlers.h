@@ -18,7 +18,7 @@
 
 enum method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER };
 
-#define REPLY_MAX_HEADERS 8
+#define REPLY_MAX_HEADERS 12
 
 struct reply {
     unsigned status;

@@ -9,6 +9,8 @@
 #include "clock.h"
 #include "placement.h"
 #include "prober.h"
+#include "version.h"
+#include "watch.h"
 #include "worker.h"
 
 struct kv_list_part {
@@ -46,6 +48,18 @@ static void finish(struct kv_op *op, enum lkv_status st)
     op->done(op);
 }
 
+/* Hands op to the watch hub (on worker 0) to wait for a change. */
+static void park(struct kv_op *op)
+{
+    struct worker *w = op->worker;
+    if (w->index == 0) {
+        watch_park(w->be->hub, op);
+        return;
+    }
+    op->parking = 1;
+    worker_submit(w - w->index, op); /* workers are one array: this is worker 0 */
+}
+
 /* ---- reads ---------------------------------------------------------------- */
 
 static void read_next(struct kv_op *op);
@@ -60,7 +74,16 @@ static void read_done(struct job *j)
         read_next(op);
         return;
     }
-    if (j->st == LKV_OK && !op->canonical)
+    /* A key watch whose index has not moved waits (watch.h). */
+    if (op->watch == WATCH_KEY && !op->watch_final &&
+        (j->st == LKV_OK || j->st == LKV_ENOTFOUND) && op->rec.version == op->watch_index) {
+        free(op->rec.value);
+        op->rec.value = NULL;
+        park(op);
+        return;
+    }
+    /* A key with an expiry is not cached: an entry could outlive it. */
+    if (j->st == LKV_OK && !op->canonical && op->rec.expires_at == 0)
         rcache_put(&op->worker->cache, &op->rec, op->served, op->stamp, op->started_us);
     finish(op, j->st);
 }
@@ -158,7 +181,16 @@ static void write_done(struct job *j)
      * the old value; the stamp keeps it out of the cache. */
     rcache_invalidate(&op->worker->cache, op->rec.key, op->rec.key_len);
     op->created = j->created;
-    if (j->st != LKV_OK || !op->canonical) {
+    if (j->st == LKV_OK)
+        watch_notify(op->worker->be->hub, op->rec.key, op->rec.key_len);
+    /* A blocking lock acquisition finding the lock held waits for it to
+     * change (released or expired), then tries again. */
+    if (op->watch == WATCH_LOCK && j->st == LKV_EPRECOND && !op->watch_final) {
+        op->watch_index = j->cur_version;
+        park(op);
+        return;
+    }
+    if (j->st != LKV_OK || !op->canonical || op->refresh) {
         finish(op, j->st);
         return;
     }
@@ -172,6 +204,8 @@ static void run_write(struct worker *w, struct kv_op *op)
     op->written = 1;
     op->job.rec = &op->rec;
     op->job.need_created = op->need_created;
+    op->job.ttl_us = op->ttl_us;
+    op->job.refresh = op->refresh;
     op->job.if_match = op->if_match;
     op->job.if_none_match = op->if_none_match;
     op->job.done = write_done;
@@ -181,7 +215,7 @@ static void run_write(struct worker *w, struct kv_op *op)
 
 /* ---- lists ---------------------------------------------------------------- */
 
-static int keys_add(struct kv_keys *k, const char *key, size_t len)
+static int keys_add(struct kv_keys *k, const char *key, size_t len, uint64_t value_len)
 {
     if (k->n == k->cap) {
         size_t cap = k->cap ? k->cap * 2 : 64;
@@ -198,6 +232,8 @@ static int keys_add(struct kv_keys *k, const char *key, size_t len)
     copy[len] = '\0';
     k->item[k->n].key = copy;
     k->item[k->n].len = len;
+    k->item[k->n].value_len = value_len;
+    k->item[k->n].rec = NULL;
     k->n++;
     return 0;
 }
@@ -210,10 +246,100 @@ static int key_cmp(const void *a, const void *b)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static int lazy_key(const char *key, size_t len, void *arg)
+static int lazy_key(const char *key, size_t len, uint64_t value_len, void *arg)
 {
     struct kv_op *op = arg;
-    return keys_add(&op->keys, key, len);
+    return keys_add(&op->keys, key, len, value_len);
+}
+
+/* ---- a list's values: the page's keys read where they were listed ----------- */
+
+struct kv_value_read {
+    struct kv_op *op;           /* ref: the owner */
+    struct record rec;          /* key: ref into op->keys; value owned */
+    struct job job;
+};
+
+static void values_done(struct kv_op *op)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < op->keys.n; i++) {
+        struct kv_key *k = &op->keys.item[i];
+        if (op->st == LKV_OK && k->rec == NULL) {
+            free(k->key); /* deleted or expired since it was listed */
+            continue;
+        }
+        op->keys.item[kept++] = *k;
+    }
+    op->keys.n = kept;
+    finish(op, op->st);
+}
+
+static void value_read_done(struct job *j)
+{
+    struct kv_value_read *r = j->arg;
+    struct kv_op *op = r->op;
+    stats_add(worker_stats(op->worker), db_reads_total, 1);
+    stats_add(worker_stats(op->worker), db_read_statements_total, j->statements);
+    if (j->st == LKV_OK)
+        op->keys.item[r - op->reads].rec = &r->rec;
+    else if (j->st != LKV_ENOTFOUND && op->st == LKV_OK)
+        op->st = j->st;
+    if (--op->pending == 0)
+        values_done(op);
+}
+
+/* The page's keys up to its limit and byte budget, each read (canonical:
+ * at its master; lazy: where it was listed); the read lanes batch them. */
+static void read_values(struct kv_op *op)
+{
+    struct worker *w = op->worker;
+    size_t limit = (size_t)op->want - 1, take = 0;
+    uint64_t bytes = 0;
+    while (take < op->keys.n && take < limit) {
+        uint64_t len = op->keys.item[take].value_len;
+        if (take > 0 && bytes + len > KV_LIST_VALUE_BYTES)
+            break;
+        bytes += len;
+        take++;
+    }
+    op->values_cut = take < op->keys.n; /* the page ends early: truncated */
+    for (size_t i = take; i < op->keys.n; i++)
+        free(op->keys.item[i].key);
+    op->keys.n = take;
+    op->reads = calloc(take ? take : 1, sizeof(*op->reads));
+    if (op->reads == NULL) {
+        finish(op, LKV_ENOMEM);
+        return;
+    }
+    op->nreads = take;
+    op->st = LKV_OK;
+    op->pending = take + 1; /* held until every read is queued */
+    for (size_t i = 0; i < take; i++) {
+        struct kv_value_read *r = &op->reads[i];
+        r->op = op;
+        r->rec.key = op->keys.item[i].key;
+        r->rec.key_len = op->keys.item[i].len;
+        r->job.rec = &r->rec;
+        r->job.want_value = 1;
+        r->job.done = value_read_done;
+        r->job.arg = r;
+        int p = op->canonical ? placement_master(r->rec.key, r->rec.key_len, w->be->partitions)
+                              : op->list_partition;
+        submit(w, worker_lane(w, p, LANE_READ), &r->job);
+    }
+    if (--op->pending == 0)
+        values_done(op);
+}
+
+/* A list's keys are known: done, or now their values. */
+static void list_finished(struct kv_op *op, enum lkv_status st)
+{
+    if (st != LKV_OK || !op->values) {
+        finish(op, st);
+        return;
+    }
+    read_values(op);
 }
 
 static void list_next(struct kv_op *op);
@@ -228,7 +354,7 @@ static void lazy_list_done(struct job *j)
         list_next(op);
         return;
     }
-    finish(op, j->st);
+    list_finished(op, j->st);
 }
 
 static void set_list_job(struct job *j, const struct kv_op *op, const struct buf *lower,
@@ -239,6 +365,7 @@ static void set_list_job(struct job *j, const struct kv_op *op, const struct buf
     j->upper = op->has_upper ? op->upper.data : NULL;
     j->upper_len = op->upper.len;
     j->limit = op->want;
+    j->with_lengths = op->values;
     j->on_key = on_key;
     j->arg = arg;
     j->done = done;
@@ -251,6 +378,7 @@ static void list_next(struct kv_op *op)
         int p = (op->first + op->tries++) % n;
         if (prober_backing_off(&op->worker->be->probers[p]))
             continue;
+        op->list_partition = p;
         set_list_job(&op->job, op, &op->lower, lazy_key, op, lazy_list_done);
         submit(op->worker, worker_lane(op->worker, p, LANE_LIST), &op->job);
         return;
@@ -259,7 +387,7 @@ static void list_next(struct kv_op *op)
 }
 
 /* Canonical lists: each partition's pages, keeping the keys it masters. */
-static int part_key(const char *key, size_t len, void *arg)
+static int part_key(const char *key, size_t len, uint64_t value_len, void *arg)
 {
     struct kv_list_part *part = arg;
     struct kv_op *op = part->op;
@@ -270,7 +398,7 @@ static int part_key(const char *key, size_t len, void *arg)
     if (placement_master(key, len, op->worker->be->partitions) != part->partition)
         return 0;
     part->kept++;
-    if (keys_add(&op->keys, key, len) != 0)
+    if (keys_add(&op->keys, key, len, value_len) != 0)
         return part->failed = 1;
     return 0;
 }
@@ -307,10 +435,10 @@ static void part_done(struct job *j)
         return;
     if (op->st == LKV_OK && op->keys.n > 1)
         qsort(op->keys.item, op->keys.n, sizeof(*op->keys.item), key_cmp);
-    finish(op, op->st);
+    list_finished(op, op->st);
 }
 
-static void run_list(struct worker *w, struct kv_op *op)
+static void list_keys(struct worker *w, struct kv_op *op)
 {
     int n = w->be->partitions;
     if (!op->canonical) {
@@ -344,6 +472,321 @@ static void run_list(struct worker *w, struct kv_op *op)
     }
 }
 
+/* ---- a list's token (watch.h) -------------------------------------------------- */
+
+struct kv_token_part {
+    struct kv_op *op;           /* ref: the owner */
+    int partition;
+    struct job job;
+    struct scan_args args;
+    uint64_t seen;              /* digest of the rows above the client's T */
+    uint64_t fresh;             /* digest of the rows above the new T */
+};
+
+static int token_row(const struct record *row, void *arg)
+{
+    struct kv_token_part *tp = arg;
+    struct kv_op *op = tp->op;
+    if (placement_master(row->key, row->key_len, op->worker->be->partitions) != tp->partition)
+        return 0; /* a copy: the token is the masters' state */
+    uint64_t now = tp->args.param[tp->args.nparams - 1].u64;
+    tp->seen += watch_row_digest(row, op->watch_token.t, now);
+    tp->fresh += watch_row_digest(row, op->list_token.t, now);
+    return 0;
+}
+
+/* Every partition has answered: the client's token is still the state (a
+ * watch parks), or the list is read, answering with the new token. */
+static void token_done(struct kv_op *op)
+{
+    struct worker *w = op->worker;
+    uint64_t seen = 0, fresh = 0;
+    int ok = op->st == LKV_OK;
+    for (int p = 0; p < w->be->partitions; p++) {
+        seen += op->tokens[p].seen;
+        fresh += op->tokens[p].fresh;
+    }
+    free(op->tokens);
+    op->tokens = NULL;
+    op->st = LKV_OK;
+    if (op->watch == WATCH_PREFIX) {
+        if (!ok) {
+            finish(op, LKV_EUNAVAIL);
+            return;
+        }
+        if (!op->watch_final && op->watch_token.valid && seen == op->watch_token.digest) {
+            park(op);
+            return;
+        }
+    }
+    if (op->watch == WATCH_PREFIX && op->watch_final) {
+        op->list_token = op->watch_token; /* the wait passed: the same token */
+    } else {
+        op->list_token.digest = fresh;
+        op->list_token.valid = ok; /* a partition down: "0", which no state matches */
+    }
+    list_keys(w, op);
+}
+
+static void token_part_done(struct job *j)
+{
+    struct kv_token_part *tp = j->arg;
+    struct kv_op *op = tp->op;
+    if (j->st != LKV_OK)
+        op->st = j->st;
+    if (--op->pending == 0)
+        token_done(op);
+}
+
+/* Binds the scan of partition tp's rows under the prefix whose index
+ * passed the older of the two instants. */
+static void token_args(struct kv_token_part *tp, uint64_t t, uint64_t now)
+{
+    struct kv_op *op = tp->op;
+    struct scan_args *a = &tp->args;
+    int ranged = op->has_upper;
+    int n = 0;
+    memset(a, 0, sizeof(*a));
+    a->stmt = ranged ? KV_PREFIX_RANGE : KV_PREFIX_FROM;
+    for (int half = 0; half < 2; half++) {
+        a->param[n].blob = op->watch_key ? op->watch_key : "";
+        a->param[n++].len = op->watch_key_len;
+        if (ranged) {
+            a->param[n].blob = op->upper.data;
+            a->param[n++].len = op->upper.len;
+        }
+        a->param[n++].u64 = t;
+    }
+    a->param[n++].u64 = t;
+    a->param[n++].u64 = now;
+    a->nparams = n;
+    a->on_row = token_row;
+}
+
+/* The token is read before the list: a change between the two is then
+ * seen by the next watch, never lost. */
+static void run_list(struct worker *w, struct kv_op *op)
+{
+    int n = w->be->partitions;
+    uint64_t now = version_now_us();
+    op->list_token.t = now - (uint64_t)WATCH_SLACK_MS * 1000u;
+    op->list_token.valid = 1;
+    if (op->watch != WATCH_PREFIX || !op->watch_token.valid)
+        op->watch_token.t = op->list_token.t;
+    uint64_t t = op->watch_token.t < op->list_token.t ? op->watch_token.t : op->list_token.t;
+    struct kv_token_part *tokens = calloc((size_t)n, sizeof(*tokens));
+    if (tokens == NULL) {
+        finish(op, LKV_ENOMEM);
+        return;
+    }
+    op->tokens = tokens; /* freed by token_done, after the last scan */
+    op->st = LKV_OK;
+    op->pending = n + 1; /* held until every scan is queued */
+    for (int p = 0; p < n; p++) {
+        struct kv_token_part *tp = &tokens[p];
+        tp->op = op;
+        tp->partition = p;
+        token_args(tp, t, now);
+        tp->job.scan = &tp->args;
+        tp->job.done = token_part_done;
+        tp->job.arg = tp;
+        if (prober_backing_off(&w->be->probers[p])) {
+            tp->job.st = LKV_EUNAVAIL;
+            token_part_done(&tp->job);
+            continue;
+        }
+        submit(w, worker_lane(w, p, LANE_SCAN), &tp->job);
+    }
+    if (--op->pending == 0)
+        token_done(op);
+}
+
+/* ---- delete a tree ------------------------------------------------------------ */
+
+/* Keys listed per page: bounds the memory and the work of one step, whatever
+ * the size of the tree. */
+#define TREE_PAGE 1000
+
+struct tree_item {
+    struct kv_tree_part *part;  /* ref: the owner */
+    struct record rec;          /* key: ref into part->keys */
+    struct job del;             /* at the master */
+    struct job *copies;         /* canonical: one per partition (the master's unused) */
+    int pending;
+};
+
+struct kv_tree_part {
+    struct kv_op *op;           /* ref: the owner */
+    int partition;
+    struct job list;
+    struct buf lower;           /* owned: where the next page starts */
+    struct buf last;            /* owned: the page's last key */
+    size_t rows;                /* keys of the page, mastered here or not */
+    struct kv_keys keys;        /* owned: the page's keys mastered here */
+    struct tree_item *items;    /* owned: one per key of keys */
+    size_t pending;             /* items not done */
+    enum lkv_status st;
+};
+
+static void tree_part_done(struct kv_tree_part *part, enum lkv_status st);
+static void tree_page(struct kv_tree_part *part);
+
+static void free_keys(struct kv_keys *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->item[i].key);
+    k->n = 0;
+}
+
+static void tree_item_done(struct tree_item *it)
+{
+    struct kv_tree_part *part = it->part;
+    if (--it->pending > 0 || --part->pending > 0)
+        return;
+    for (size_t i = 0; i < part->keys.n; i++)
+        free(part->items[i].copies);
+    free(part->items);
+    part->items = NULL;
+    free_keys(&part->keys);
+    if (part->st != LKV_OK || part->rows < TREE_PAGE) {
+        tree_part_done(part, part->st);
+        return;
+    }
+    part->lower.len = 0;
+    if (buf_append(&part->lower, part->last.data, part->last.len) != 0 ||
+        buf_append(&part->lower, "", 1) != 0) {
+        tree_part_done(part, LKV_ENOMEM);
+        return;
+    }
+    tree_page(part);
+}
+
+static void tree_copy_done(struct job *j)
+{
+    tree_item_done(j->arg);
+}
+
+static void tree_delete_done(struct job *j)
+{
+    struct tree_item *it = j->arg;
+    struct kv_tree_part *part = it->part;
+    struct kv_op *op = part->op;
+    struct worker *w = op->worker;
+    stats_add(worker_stats(w), db_writes_total, 1);
+    stats_add(worker_stats(w), db_write_batches_total, j->statements);
+    rcache_invalidate(&w->cache, it->rec.key, it->rec.key_len);
+    if (j->st == LKV_OK) {
+        op->deleted++;
+        watch_notify(w->be->hub, it->rec.key, it->rec.key_len);
+    }
+    else if (j->st != LKV_ENOTFOUND && part->st == LKV_OK)
+        part->st = j->st; /* ENOTFOUND: deleted meanwhile, not counted */
+    if (j->st == LKV_OK && op->canonical && it->copies) {
+        for (int p = 0; p < w->be->partitions; p++) {
+            if (p == part->partition || prober_backing_off(&w->be->probers[p]))
+                continue;
+            struct job *c = &it->copies[p];
+            c->rec = &it->rec;
+            c->done = tree_copy_done;
+            c->arg = it;
+            it->pending++;
+            submit(w, worker_lane(w, p, LANE_COPY), c);
+        }
+    }
+    tree_item_done(it);
+}
+
+/* A page of live keys under the prefix: those mastered here are deleted. */
+static void tree_page_done(struct job *j)
+{
+    struct kv_tree_part *part = j->arg;
+    struct kv_op *op = part->op;
+    struct worker *w = op->worker;
+    size_t n = part->keys.n;
+    if (j->st != LKV_OK || n == 0) {
+        enum lkv_status st = j->st != LKV_OK ? j->st : part->st;
+        if (st != LKV_OK || part->rows < TREE_PAGE) {
+            tree_part_done(part, st);
+            return;
+        }
+    }
+    part->items = calloc(n ? n : 1, sizeof(*part->items));
+    if (part->items == NULL) {
+        tree_part_done(part, LKV_ENOMEM);
+        return;
+    }
+    part->pending = n + 1; /* held until every delete is queued */
+    for (size_t i = 0; i < n; i++) {
+        struct tree_item *it = &part->items[i];
+        it->part = part;
+        it->rec.key = part->keys.item[i].key;
+        it->rec.key_len = part->keys.item[i].len;
+        it->rec.deleted = 1;
+        if (op->canonical)
+            it->copies = calloc((size_t)w->be->partitions, sizeof(*it->copies));
+        it->pending = 1;
+        it->del.rec = &it->rec;
+        it->del.done = tree_delete_done;
+        it->del.arg = it;
+        submit(w, worker_lane(w, part->partition, LANE_WRITE), &it->del);
+    }
+    struct tree_item held = {.part = part, .pending = 1};
+    tree_item_done(&held);
+}
+
+static int tree_key(const char *key, size_t len, uint64_t value_len, void *arg)
+{
+    (void)value_len;
+    struct kv_tree_part *part = arg;
+    part->rows++;
+    part->last.len = 0;
+    if (buf_append(&part->last, key, len) != 0)
+        return -1;
+    if (placement_master(key, len, part->op->worker->be->partitions) != part->partition)
+        return 0;
+    return keys_add(&part->keys, key, len, 0);
+}
+
+static void tree_page(struct kv_tree_part *part)
+{
+    struct kv_op *op = part->op;
+    part->rows = 0;
+    set_list_job(&part->list, op, &part->lower, tree_key, part, tree_page_done);
+    part->list.limit = TREE_PAGE;
+    submit(op->worker, worker_lane(op->worker, part->partition, LANE_LIST), &part->list);
+}
+
+static void tree_part_done(struct kv_tree_part *part, enum lkv_status st)
+{
+    struct kv_op *op = part->op;
+    if (st != LKV_OK && op->st == LKV_OK)
+        op->st = st;
+    if (--op->pending == 0)
+        finish(op, op->st);
+}
+
+static void run_delete_tree(struct worker *w, struct kv_op *op)
+{
+    int n = w->be->partitions;
+    op->tree = calloc((size_t)n, sizeof(*op->tree));
+    if (op->tree == NULL) {
+        finish(op, LKV_ENOMEM);
+        return;
+    }
+    op->st = LKV_OK;
+    op->pending = n;
+    for (int p = 0; p < n; p++) {
+        struct kv_tree_part *part = &op->tree[p];
+        part->op = op;
+        part->partition = p;
+        if (buf_append(&part->lower, op->lower.data, op->lower.len) != 0) {
+            tree_part_done(part, LKV_ENOMEM);
+            continue;
+        }
+        tree_page(part);
+    }
+}
+
 /* ---- entry points ----------------------------------------------------------- */
 
 void kv_run(struct worker *w, struct kv_op *op)
@@ -355,10 +798,16 @@ void kv_run(struct worker *w, struct kv_op *op)
         finish(op, LKV_EUNAVAIL);
         return;
     }
+    if (op->parking) {
+        op->parking = 0;
+        watch_park(w->be->hub, op);
+        return;
+    }
     switch (op->kind) {
     case KV_OP_READ: run_read(w, op); return;
     case KV_OP_WRITE: run_write(w, op); return;
     case KV_OP_LIST: run_list(w, op); return;
+    case KV_OP_DELETE_TREE: run_delete_tree(w, op); return;
     }
     finish(op, LKV_EINTERNAL);
 }
@@ -376,6 +825,11 @@ void kv_op_free(struct kv_op *op)
         free(op->rec.value);
         op->rec.value = NULL;
     }
+    for (size_t i = 0; i < op->nreads; i++)
+        free(op->reads[i].rec.value);
+    free(op->reads);
+    op->reads = NULL;
+    op->nreads = 0;
     for (size_t i = 0; i < op->keys.n; i++)
         free(op->keys.item[i].key);
     free(op->keys.item);
@@ -383,6 +837,18 @@ void kv_op_free(struct kv_op *op)
     op->keys.n = op->keys.cap = 0;
     free(op->copies);
     op->copies = NULL;
+    free(op->tokens);
+    op->tokens = NULL;
+    if (op->tree) {
+        for (int p = 0; op->worker && p < op->worker->be->partitions; p++) {
+            buf_free(&op->tree[p].lower);
+            buf_free(&op->tree[p].last);
+            free_keys(&op->tree[p].keys);
+            free(op->tree[p].keys.item);
+        }
+        free(op->tree);
+        op->tree = NULL;
+    }
     if (op->parts) {
         for (int p = 0; op->worker && p < op->worker->be->partitions; p++) {
             buf_free(&op->parts[p].lower);

@@ -10,6 +10,10 @@
  *          copied to every other reachable partition, all at once
  *   list   lazy: one reachable partition's keys; canonical: from every
  *          partition in parallel, the keys it is master of, merged
+ *   delete-tree  every partition in parallel pages through the live keys
+ *          under a prefix that it is master of and deletes them there, a
+ *          page at a time (canonical: each tombstone then copied to every
+ *          other reachable partition)
  *
  * An operation runs on the worker its key routes to; done is called there,
  * once, when every statement it started has answered.
@@ -23,12 +27,16 @@
 #include "lane.h"
 #include "lkv.h"
 #include "store.h"
+#include "watch.h"
 
-enum kv_kind { KV_OP_READ, KV_OP_WRITE, KV_OP_LIST };
+enum kv_kind { KV_OP_READ, KV_OP_WRITE, KV_OP_LIST, KV_OP_DELETE_TREE };
 
 struct kv_key {
     char *key;   /* owned (NUL-terminated for convenience) */
     size_t len;
+    uint64_t value_len;   /* a list with values: the length listed */
+    struct record *rec;   /* a list with values: the key as read (ref into
+                             the op's reads), else NULL */
 };
 
 struct kv_keys {
@@ -37,6 +45,13 @@ struct kv_keys {
 };
 
 struct kv_list_part;
+struct kv_tree_part;
+struct kv_value_read;
+struct kv_token_part;
+
+/* A list with values holds this many value bytes at most (and at least one
+ * entry, whatever its size). */
+#define KV_LIST_VALUE_BYTES (16u << 20)
 
 struct kv_op {
     struct kv_op *next;         /* in a worker's inbox */
@@ -46,6 +61,9 @@ struct kv_op {
     struct record rec;          /* key: ref; value: a read's is owned (freed by
                                    kv_op_free), a write's is a ref */
     int need_created;           /* write: a PUT */
+    uint64_t ttl_us;            /* write: time to live, or 0 (none) */
+    int refresh;                /* write: only a new expiry (the value kept;
+                                   not copied at once: the sync carries it) */
     const char *if_match;       /* write: ref, or NULL */
     const char *if_none_match;  /* write: ref, or NULL */
     /* list: keys >= lower and < upper (when has_upper), want of them */
@@ -53,6 +71,7 @@ struct kv_op {
     struct buf upper;           /* owned */
     int has_upper;
     int want;
+    int values;                 /* list: with each key's value */
     /* results */
     enum lkv_status st;
     int served;                 /* read: the partition that answered, or -1 */
@@ -61,8 +80,24 @@ struct kv_op {
     int created;                /* write: no live row existed before */
     int cached;                 /* read: answered from the read cache */
     struct kv_keys keys;        /* list: sorted */
+    int values_cut;             /* list with values: keys listed were left
+                                   for the next page (limit, byte budget) */
+    long long deleted;          /* delete-tree: keys deleted */
     void (*done)(struct kv_op *op);
     void *arg;                  /* ref: the caller's */
+    /* waiting (watch.h) */
+    enum watch_kind watch;      /* WATCH_NONE: answer at once */
+    uint64_t watch_index;       /* key, lock: the index it waits to change */
+    struct watch_token watch_token; /* prefix: the client's token */
+    const char *watch_key;      /* ref: the key or prefix waited on */
+    size_t watch_key_len;
+    uint64_t watch_deadline_us; /* monotonic: when the wait passes */
+    int watch_final;            /* the wait passed: answer as things stand */
+    int parking;                /* handed to the hub's worker to park */
+    struct watch_token list_token; /* list: the token it answers with */
+    struct kv_op *w_next, *w_prev, *w_all_next, *w_all_prev; /* the hub's */
+    size_t w_heap;              /* the hub's: index in its deadline heap */
+    int w_master;               /* the hub's: key, lock: the key's master */
     /* internals */
     struct worker *worker;      /* ref: where it runs */
     struct job job;
@@ -70,6 +105,11 @@ struct kv_op {
     int first;                  /* lazy read/list: the first one tried */
     struct job *copies;         /* owned: one per other partition */
     struct kv_list_part *parts; /* owned: canonical list, one per partition */
+    struct kv_tree_part *tree;  /* owned: delete-tree, one per partition */
+    struct kv_value_read *reads; /* owned: a list's values, one per key */
+    struct kv_token_part *tokens; /* owned: a list's token, one per partition */
+    size_t nreads;
+    int list_partition;         /* lazy list: the partition that answered */
     int pending;                /* copies or list parts still running */
     uint64_t stamp;             /* lazy read: rcache_stamp() when it began */
     uint64_t started_us;        /* lazy read: when it began (monotonic) */

@@ -10,28 +10,69 @@
 #include "buf.h"
 #include "store.h"
 
-/* A master write, set or delete, of a row the transaction has locked: the
- * new version is max(old + 1, now); a tombstone keeps its content type. */
+/* A master write of a row the transaction has locked (or of any row, for
+ * blind sets). deleted is 0 for a set, 1 for a delete, and 2 for a refresh
+ * (?ttl=N&refresh=1: a new expiry, value and content type kept), which is
+ * only ever sent for a row found live under its lock. MariaDB assigns left
+ * to right, each expression seeing the columns already assigned: version
+ * still sees the old expires_at. The new version is max(old + 1, now), and
+ * above an expired row's index (max(version + 1, expires_at)) so that a
+ * key's index only ever increases; a tombstone keeps its content type and
+ * has no expiry. */
 #define WRITE_UPDATE \
-    " ON DUPLICATE KEY UPDATE v = VALUES(v)," \
-    " ctype = IF(VALUES(deleted), ctype, VALUES(ctype)), deleted = VALUES(deleted)," \
-    " seq = NULL, version = GREATEST(version + 1, VALUES(version))"
+    " ON DUPLICATE KEY UPDATE v = IF(VALUES(deleted) = 2, v, VALUES(v))," \
+    " ctype = IF(VALUES(deleted) = 0, VALUES(ctype), ctype)," \
+    " deleted = IF(VALUES(deleted) = 1, 1, 0), seq = NULL," \
+    " version = GREATEST(version + 1, VALUES(version)," \
+    "                    IF(expires_at <= VALUES(version), expires_at + 1, 0))," \
+    " expires_at = VALUES(expires_at)"
 
-#define INSERT_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES "
+/* "Live" for a row: not a tombstone and not expired at the bound instant. */
+#define LIVE_AT "deleted = 0 AND (expires_at IS NULL OR expires_at > ?)"
+
+#define INSERT_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq) VALUES "
 /* Each row's new version, computed by the server, comes back with it: a
  * batch of writes is one statement (MariaDB 10.5+: with ON DUPLICATE KEY
  * UPDATE, RETURNING gives the row as updated). */
 #define RETURNING " RETURNING k, version"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define CHANGES_MAX STR(KVSQL_CHANGES_MAX)
+
 static const char *const templates[] = {
-    [KV_GET] = "SELECT v, ctype, version, deleted FROM `@T` WHERE k = ?",
-    [KV_DELETE] = "UPDATE `@T` SET v = '', deleted = 1, seq = NULL,"
+    [KV_GET] = "SELECT v, ctype, version, deleted, expires_at FROM `@T` WHERE k = ?",
+    /* Not a row that has expired: that key is absent already (404). */
+    [KV_DELETE] = "UPDATE `@T` SET v = '', deleted = 1, seq = NULL, expires_at = NULL,"
                   " version = LAST_INSERT_ID(GREATEST(version + 1, ?))"
-                  " WHERE k = ? AND deleted = 0",
-    [KV_APPLY] = INSERT_HEAD "(?, ?, ?, ?, ?, 0)" STORE_APPLY_UPDATE,
-    [KV_LIST_FROM] = "SELECT k FROM `@T` WHERE k >= ? AND deleted = 0 ORDER BY k LIMIT ?",
-    [KV_LIST_RANGE] = "SELECT k FROM `@T` WHERE k >= ? AND k < ? AND deleted = 0"
+                  " WHERE k = ? AND " LIVE_AT,
+    [KV_APPLY] = INSERT_HEAD "(?, ?, ?, ?, ?, ?, 0)" STORE_APPLY_UPDATE,
+    [KV_LIST_FROM] = "SELECT k FROM `@T` WHERE k >= ? AND " LIVE_AT " ORDER BY k LIMIT ?",
+    [KV_LIST_RANGE] = "SELECT k FROM `@T` WHERE k >= ? AND k < ? AND " LIVE_AT
                       " ORDER BY k LIMIT ?",
+    /* Lists with values (?values=1) learn the lengths first, to fill a page
+     * up to its byte budget without reading more values than it holds. */
+    [KV_LIST_LEN_FROM] = "SELECT k, LENGTH(v) FROM `@T` WHERE k >= ? AND " LIVE_AT
+                         " ORDER BY k LIMIT ?",
+    /* Each half is an index range (by_tombstone, by_expiry); the second
+     * leaves out what the first returns. */
+    [KV_CHANGES] = "(SELECT k, version, deleted, expires_at FROM `@T`"
+                   " WHERE deleted IN (0, 1) AND version > ? LIMIT " CHANGES_MAX ")"
+                   " UNION ALL (SELECT k, version, deleted, expires_at FROM `@T`"
+                   " WHERE version <= ? AND expires_at > ? AND expires_at <= ? AND deleted = 0"
+                   " LIMIT " CHANGES_MAX ")",
+    [KV_PREFIX_FROM] = "(SELECT k, version, deleted, expires_at FROM `@T`"
+                       " WHERE k >= ? AND version > ?)"
+                       " UNION ALL (SELECT k, version, deleted, expires_at FROM `@T`"
+                       " WHERE k >= ? AND version <= ? AND expires_at > ? AND expires_at <= ?"
+                       " AND deleted = 0)",
+    [KV_PREFIX_RANGE] = "(SELECT k, version, deleted, expires_at FROM `@T`"
+                        " WHERE k >= ? AND k < ? AND version > ?)"
+                        " UNION ALL (SELECT k, version, deleted, expires_at FROM `@T`"
+                        " WHERE k >= ? AND k < ? AND version <= ? AND expires_at > ?"
+                        " AND expires_at <= ? AND deleted = 0)",
+    [KV_LIST_LEN_RANGE] = "SELECT k, LENGTH(v) FROM `@T` WHERE k >= ? AND k < ? AND " LIVE_AT
+                          " ORDER BY k LIMIT ?",
 };
 
 static char *repeated(const char *table, const char *head, const char *group, int count,
@@ -43,23 +84,25 @@ static char *repeated(const char *table, const char *head, const char *group, in
 static char *build(const char *table, int id)
 {
     if (id >= KV_INSERT_MANY)
-        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, NULL)", id - KV_INSERT_MANY + 1,
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, NULL)", id - KV_INSERT_MANY + 1,
                         RETURNING);
     if (id >= KV_WRITE_MANY)
-        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, NULL)", id - KV_WRITE_MANY + 1,
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, NULL)", id - KV_WRITE_MANY + 1,
                         WRITE_UPDATE RETURNING);
     if (id >= KV_LOCK_MANY) {
         /* One equality lookup per key, each key once: InnoDB then takes
          * exactly the record or gap lock of each key. */
         return store_sql_join(table, "",
-                              "(SELECT k, version, deleted FROM `@T` WHERE k = ? FOR UPDATE)",
+                              "(SELECT k, version, deleted, expires_at FROM `@T`"
+                              " WHERE k = ? FOR UPDATE)",
                               " UNION ALL ", id - KV_LOCK_MANY + 1, "");
     }
     if (id >= KV_APPLY_MANY)
-        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, 0)", 2 << (id - KV_APPLY_MANY),
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, 0)", 2 << (id - KV_APPLY_MANY),
                         STORE_APPLY_UPDATE);
     if (id >= KV_GET_MANY)
-        return repeated(table, "SELECT k, v, ctype, version, deleted FROM `@T` WHERE k IN (", "?",
+        return repeated(table, "SELECT k, v, ctype, version, deleted, expires_at FROM `@T`"
+                        " WHERE k IN (", "?",
                         2 << (id - KV_GET_MANY), ")");
     return store_sql_expand(templates[id], table);
 }

@@ -16,16 +16,25 @@
 
 #define KVSQL_MANY_MAX 16
 #define KVSQL_WIDTHS 4 /* 2, 4, 8, 16 */
+#define KVSQL_CHANGES_MAX 10000 /* rows of each half of KV_CHANGES, at most */
 
 enum kvsql_id {
-    KV_GET,           /* v, ctype, version, deleted of one key */
-    KV_DELETE,        /* a lone unconditional delete (0 rows: absent) */
+    KV_GET,           /* v, ctype, version, deleted, expires_at of one key */
+    KV_DELETE,        /* a lone unconditional delete (0 rows: absent); now, k, now */
     KV_APPLY,         /* versioned upsert of one copy */
-    KV_LIST_FROM,     /* live keys >= lower, ordered, limit */
-    KV_LIST_RANGE,    /* live keys >= lower and < upper, ordered, limit */
+    KV_LIST_FROM,     /* live keys >= lower, at now, ordered, limit */
+    KV_LIST_RANGE,    /* live keys >= lower and < upper, at now, ordered, limit */
+    KV_LIST_LEN_FROM, /* KV_LIST_FROM with each value's length */
+    KV_LIST_LEN_RANGE,
+    KV_CHANGES,       /* watch.c's poll: rows changed since an instant, or
+                         expired in a window: since, since, from, to */
+    KV_PREFIX_FROM,   /* rows >= lower whose index passed T: the state of a
+                         list's token (watch.h): lower, T, lower, T, T, now */
+    KV_PREFIX_RANGE,  /* the same within [lower, upper): lower, upper, T,
+                         lower, upper, T, T, now */
     KV_GET_MANY,      /* k + KV_GET's columns; + i for width 2 << i */
     KV_APPLY_MANY = KV_GET_MANY + KVSQL_WIDTHS,    /* copies, padded */
-    KV_LOCK_MANY = KV_APPLY_MANY + KVSQL_WIDTHS,   /* k, version, deleted FOR UPDATE;
+    KV_LOCK_MANY = KV_APPLY_MANY + KVSQL_WIDTHS,   /* k, version, deleted, expires_at FOR UPDATE;
                                                       + n - 1 for n distinct keys */
     KV_WRITE_MANY = KV_LOCK_MANY + KVSQL_MANY_MAX, /* master upserts RETURNING k, version;
                                                       + n - 1 for n rows */

@@ -47,7 +47,7 @@ void lane_init(struct lane *l, struct worker *w, struct prober *prober, int part
     l->prober = prober;
     l->partition = partition;
     l->kind = kind;
-    l->max_batch = kind == LANE_LIST ? 1
+    l->max_batch = kind == LANE_LIST || kind == LANE_SCAN ? 1
                    : max_batch < 1 ? 1
                    : max_batch > KVSQL_MANY_MAX ? KVSQL_MANY_MAX
                                                 : max_batch;
@@ -142,7 +142,12 @@ static enum lkv_status read_row(MYSQL_STMT *s, void *arg)
         memcpy(r->ctype, l->row.ctype, sizeof(r->ctype));
         r->version = l->row.version;
         r->deleted = l->row.deleted;
+        r->expires_at = l->expires_null ? 0 : l->row.expires_at;
         r->value_len = l->vlen;
+        if (!r->deleted && record_expired(r, version_now_us())) {
+            r->version = record_index(r);
+            r->deleted = 1;
+        }
         if (r->deleted)
             continue;
         l->batch[i]->st = LKV_OK;
@@ -191,6 +196,7 @@ static void start_read(struct lane *l)
         r->value = NULL;
         r->version = 0;
         r->deleted = 0;
+        r->expires_at = 0;
         l->batch[i]->st = LKV_ENOTFOUND;
     }
     if (n > 1)
@@ -205,7 +211,8 @@ static void start_read(struct lane *l)
     bind_out(&l->result[col++], MYSQL_TYPE_STRING, l->row.ctype, sizeof(l->row.ctype) - 1,
              &l->clen);
     bind_u64(&l->result[col++], &l->row.version);
-    bind_int(&l->result[col], &l->row.deleted);
+    bind_int(&l->result[col++], &l->row.deleted);
+    bind_u64_out(&l->result[col], &l->row.expires_at, &l->expires_null);
     dbconn_exec(&l->conn, id, l->param, l->result, read_row, read_done, l);
 }
 
@@ -219,19 +226,22 @@ static int by_key(const void *a, const void *b)
     return d ? d : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-/* Binds rec as the 5 parameters (k, v, ctype, version, deleted) from p,
- * using slot i of the lane's scratch arrays. */
+/* Binds rec as the LANE_ROW_PARAMS parameters (k, v, ctype, version,
+ * deleted, expires_at) from p, using slot i of the lane's scratch arrays;
+ * deleted is rec->deleted, or 2 for a refresh (see kvsql.c). */
 static void bind_row(struct lane *l, MYSQL_BIND *p, int i, const struct record *rec,
-                     uint64_t version)
+                     uint64_t version, int deleted)
 {
     bind_blob(&p[0], rec->key, rec->key_len, &l->plen[3 * i]);
-    bind_blob(&p[1], rec->value ? rec->value : "", rec->deleted ? 0 : rec->value_len,
+    bind_blob(&p[1], rec->value ? rec->value : "", deleted ? 0 : rec->value_len,
               &l->plen[3 * i + 1]);
     bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &l->plen[3 * i + 2]);
-    l->pu64[i] = version;
-    bind_u64(&p[3], &l->pu64[i]);
-    l->pint[i] = rec->deleted;
+    l->pu64[2 * i] = version;
+    bind_u64(&p[3], &l->pu64[2 * i]);
+    l->pint[i] = deleted;
     bind_int(&p[4], &l->pint[i]);
+    l->pu64[2 * i + 1] = rec->deleted ? 0 : rec->expires_at;
+    bind_u64_or_null(&p[5], &l->pu64[2 * i + 1]);
     if (!rec->deleted && rec->value_len > l->conn.largest_value)
         l->conn.largest_value = rec->value_len;
 }
@@ -260,7 +270,7 @@ static void start_copy(struct lane *l)
     }
     for (int i = 0; i < width; i++) {
         const struct record *r = l->batch[i < n ? i : n - 1]->rec;
-        bind_row(l, &l->param[5 * i], i, r, r->version);
+        bind_row(l, &l->param[LANE_ROW_PARAMS * i], i, r, r->version, r->deleted);
     }
     dbconn_exec(&l->conn, id, l->param, NULL, NULL, copy_done, l);
 }
@@ -274,7 +284,8 @@ static enum lkv_status list_row(MYSQL_STMT *s, void *arg)
     struct job *j = l->batch[0];
     if (l->klen > STORE_KEY_MAX)
         return LKV_OK; /* cannot be a key */
-    return j->on_key(l->key, l->klen, j->arg) == 0 ? LKV_OK : LKV_ENOMEM;
+    uint64_t vlen = j->with_lengths ? l->len64 : 0;
+    return j->on_key(l->key, l->klen, vlen, j->arg) == 0 ? LKV_OK : LKV_ENOMEM;
 }
 
 static void list_done(struct dbconn *c, enum lkv_status st, void *arg)
@@ -296,18 +307,57 @@ static void start_list(struct lane *l)
     bind_blob(&l->param[np++], j->lower, j->lower_len, &l->plen[0]);
     if (j->upper)
         bind_blob(&l->param[np++], j->upper, j->upper_len, &l->plen[1]);
+    l->pu64[0] = version_now_us();
+    bind_u64(&l->param[np++], &l->pu64[0]);
     l->limit = j->limit;
     bind_int(&l->param[np], &l->limit);
     bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
-    dbconn_exec(&l->conn, j->upper ? KV_LIST_RANGE : KV_LIST_FROM, l->param, l->result,
-                list_row, list_done, l);
+    int id = j->upper ? KV_LIST_RANGE : KV_LIST_FROM;
+    if (j->with_lengths) {
+        id = j->upper ? KV_LIST_LEN_RANGE : KV_LIST_LEN_FROM;
+        bind_u64(&l->result[1], &l->len64);
+    }
+    dbconn_exec(&l->conn, id, l->param, l->result, list_row, list_done, l);
+}
+
+/* ---- scans ----------------------------------------------------------------- */
+
+static enum lkv_status scan_row(MYSQL_STMT *s, void *arg)
+{
+    (void)s;
+    struct lane *l = arg;
+    struct job *j = l->batch[0];
+    if (l->klen > STORE_KEY_MAX)
+        return LKV_OK;
+    struct record row = {.key = l->key, .key_len = l->klen, .version = l->row.version,
+                         .deleted = l->row.deleted,
+                         .expires_at = l->expires_null ? 0 : l->row.expires_at};
+    return j->scan->on_row(&row, j->arg) == 0 ? LKV_OK : LKV_ENOMEM;
+}
+
+static void start_scan(struct lane *l)
+{
+    const struct scan_args *a = l->batch[0]->scan;
+    for (int i = 0; i < a->nparams; i++) {
+        if (a->param[i].blob) {
+            bind_blob(&l->param[i], a->param[i].blob, a->param[i].len, &l->plen[i]);
+        } else {
+            l->pu64[i] = a->param[i].u64;
+            bind_u64(&l->param[i], &l->pu64[i]);
+        }
+    }
+    bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+    bind_u64(&l->result[1], &l->row.version);
+    bind_int(&l->result[2], &l->row.deleted);
+    bind_u64_out(&l->result[3], &l->row.expires_at, &l->expires_null);
+    dbconn_exec(&l->conn, a->stmt, l->param, l->result, scan_row, list_done, l);
 }
 
 /* ---- master writes (group commit) ------------------------------------------- */
 
 static int needs_state(const struct job *j)
 {
-    return j->if_match || j->if_none_match || j->need_created || j->rec->deleted;
+    return j->if_match || j->if_none_match || j->need_created || j->rec->deleted || j->refresh;
 }
 
 static void write_step(struct dbconn *c, enum lkv_status st, void *arg);
@@ -328,9 +378,12 @@ static enum lkv_status lock_row(MYSQL_STMT *s, void *arg)
     struct lane *l = arg;
     struct job *j = job_of_key(l, l->key, l->klen);
     if (j) {
+        struct record cur = {.version = l->row.version,
+                             .expires_at = l->expires_null ? 0 : l->row.expires_at};
+        int expired = !l->row.deleted && record_expired(&cur, l->now_us);
         j->cur_row = 1;
-        j->cur_exists = !l->row.deleted;
-        j->cur_version = l->row.version;
+        j->cur_exists = !l->row.deleted && !expired;
+        j->cur_version = expired ? record_index(&cur) : l->row.version;
     }
     return LKV_OK;
 }
@@ -359,7 +412,7 @@ static int judge(struct lane *l)
             j->st = LKV_EBADREQ;
         else if (m == 0 || nm == 0)
             j->st = LKV_EPRECOND;
-        else if (j->rec->deleted && !j->cur_exists)
+        else if ((j->rec->deleted || j->refresh) && !j->cur_exists)
             j->st = LKV_ENOTFOUND;
         else {
             j->included = 1;
@@ -386,8 +439,12 @@ static int bind_writes(struct lane *l, int fresh)
     }
     if (n > 1)
         qsort(pick, (size_t)n, sizeof(struct job *), by_key);
-    for (int i = 0; i < n; i++)
-        bind_row(l, &l->param[5 * i], i, pick[i]->rec, l->now_us);
+    for (int i = 0; i < n; i++) {
+        struct job *j = pick[i];
+        j->rec->expires_at = j->ttl_us && !j->rec->deleted ? l->now_us + j->ttl_us : 0;
+        bind_row(l, &l->param[LANE_ROW_PARAMS * i], i, j->rec, l->now_us,
+                 j->refresh ? 2 : j->rec->deleted);
+    }
     bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
     bind_u64(&l->result[1], &l->row.version);
     return n;
@@ -480,6 +537,7 @@ static void write_step(struct dbconn *c, enum lkv_status st, void *arg)
         bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
         bind_u64(&l->result[1], &l->row.version);
         bind_int(&l->result[2], &l->row.deleted);
+        bind_u64_out(&l->result[3], &l->row.expires_at, &l->expires_null);
         dbconn_exec(&l->conn, KV_LOCK_MANY + l->nbatch - 1, l->param, l->result, lock_row,
                     write_step, l);
         return;
@@ -540,6 +598,7 @@ static void start_write(struct lane *l)
         l->pu64[0] = l->now_us;
         bind_u64(&l->param[0], &l->pu64[0]);
         bind_blob(&l->param[1], j->rec->key, j->rec->key_len, &l->plen[0]);
+        bind_u64(&l->param[2], &l->pu64[0]);
         dbconn_exec(&l->conn, KV_DELETE, l->param, NULL, NULL, lone_delete_done, l);
         return;
     }
@@ -596,6 +655,7 @@ static void run_batch(struct lane *l)
     case LANE_WRITE: start_write(l); break;
     case LANE_COPY: start_copy(l); break;
     case LANE_LIST: start_list(l); break;
+    case LANE_SCAN: start_scan(l); break;
     default: end_batch(l, LKV_EINTERNAL);
     }
 }

@@ -15,6 +15,7 @@
  *               commits; a request alone and unconditional is one statement
  *   LANE_COPY   copies of canonical writes: a multi-row versioned upsert
  *   LANE_LIST   one list page at a time
+ *   LANE_SCAN   one scan of changed rows at a time (watch.h)
  *
  * A batch never holds two writes of one key: the second waits for the next
  * transaction, so writes of a key are applied in arrival order. Since every
@@ -39,13 +40,33 @@
 #include "prober.h"
 #include "store.h"
 
-enum lane_kind { LANE_READ, LANE_WRITE, LANE_COPY, LANE_LIST, LANE_KINDS };
+/* Bound parameters of one written row: k, v, ctype, version, deleted,
+ * expires_at. */
+#define LANE_ROW_PARAMS 6
+
+enum lane_kind { LANE_READ, LANE_WRITE, LANE_COPY, LANE_LIST, LANE_SCAN, LANE_KINDS };
+
+/* A scan (LANE_SCAN): one statement of rows (k, version, deleted,
+ * expires_at) with its parameters, each a blob (blob != NULL) or a number. */
+#define SCAN_MAX_PARAMS 8
+struct scan_args {
+    int stmt;                   /* a kvsql id */
+    int nparams;
+    struct {
+        const char *blob;       /* ref */
+        size_t len;
+        uint64_t u64;
+    } param[SCAN_MAX_PARAMS];
+    /* Each row (key a ref valid during the call); returns 0 to go on. */
+    int (*on_row)(const struct record *row, void *arg);
+};
 
 struct job;
 /* Called on the worker thread when the job is answered (j->st set). */
 typedef void (*job_done_fn)(struct job *j);
-/* A list job's keys, in order; returns 0 to go on. */
-typedef int (*job_key_fn)(const char *key, size_t len, void *arg);
+/* A list job's keys, in order, with their value's length when the job
+ * asked for it (else 0); returns 0 to go on. */
+typedef int (*job_key_fn)(const char *key, size_t len, uint64_t value_len, void *arg);
 
 struct job {
     struct job *next;           /* in a lane's queue */
@@ -56,6 +77,10 @@ struct job {
     int want_value;             /* 0: only the value's length (a HEAD) */
     /* writes */
     int need_created;           /* a PUT: tell created from replaced */
+    uint64_t ttl_us;            /* a set's time to live, or 0; the lane
+                                   sets rec->expires_at from it */
+    int refresh;                /* new expiry only (value kept); the key
+                                   must be live */
     const char *if_match;       /* ref, or NULL */
     const char *if_none_match;  /* ref, or NULL */
     int created;                /* out: no live row existed before */
@@ -65,7 +90,10 @@ struct job {
     const char *upper;          /* ref: keys < upper, or NULL */
     size_t upper_len;
     int limit;
+    int with_lengths;           /* on_key gets each value's length */
     job_key_fn on_key;
+    /* scans */
+    const struct scan_args *scan; /* ref */
     /* every kind */
     enum lkv_status st;         /* out */
     int statements;             /* out: 1 when this job's statement ran it
@@ -74,8 +102,8 @@ struct job {
     void *arg;                  /* ref: the caller's */
     /* lane internals */
     int cur_row;                /* a row, live or tombstone, was found */
-    int cur_exists;             /* ... and it is live */
-    uint64_t cur_version;
+    int cur_exists;             /* ... and it is live (not expired) */
+    uint64_t cur_version;       /* its version, or an expired row's index */
     int included;
 };
 
@@ -107,14 +135,16 @@ struct lane {
     uint64_t now_us;                /* the batch's clock for new versions */
     uint64_t rng;                   /* retry jitter */
     /* bound parameters and result buffers of the statement in flight */
-    MYSQL_BIND param[KVSQL_MANY_MAX * 5];
+    MYSQL_BIND param[KVSQL_MANY_MAX * LANE_ROW_PARAMS];
     unsigned long plen[KVSQL_MANY_MAX * 3];
     int pint[KVSQL_MANY_MAX];
-    uint64_t pu64[KVSQL_MANY_MAX];
+    uint64_t pu64[KVSQL_MANY_MAX * 2];
     int limit;
-    MYSQL_BIND result[5];
+    MYSQL_BIND result[6];
+    my_bool expires_null;
     char key[STORE_KEY_MAX + 1];
     unsigned long klen, vlen, clen;
+    uint64_t len64;                 /* a list's LENGTH(v) */
     struct record row;
 };
 

@@ -31,7 +31,8 @@ static void usage(FILE *f)
         "usage: lazykv-sync -c FILE [--test] [--loop SECONDS] [--dry-run] [--verbose]\n"
         "\n"
         "Copies every change made at any partition to every other partition, in\n"
-        "version order, and purges delete tombstones once every partition has them.\n"
+        "version order, turns expired keys into tombstones, and purges tombstones\n"
+        "once every partition has them.\n"
         "Run it from cron every minute, or with --loop for sub-minute lag.\n"
         "\n"
         "  -c, --config FILE   configuration file (the same as lazykvd's)\n"
@@ -45,7 +46,8 @@ static void usage(FILE *f)
         "Prints a line per source -> target (rows, bytes, ms) and a total line with\n"
         "the replication lag. Exit status: 0 everything propagated; 1 done, but a\n"
         "partition was unreachable (named on stderr); 2 usage or configuration\n"
-        "error; 75 another pass holds the lock (nothing done).\n");
+        "error, or a table of an earlier schema (run lazykv-admin init to upgrade;\n"
+        "nothing done); 75 another pass holds the lock (nothing done).\n");
 }
 
 /* Sleeps up to seconds, waking early when a stop is requested. */
@@ -115,7 +117,9 @@ int main(int argc, char **argv)
     mysql_library_init(0, NULL, NULL);
 
     int rc = sync_pass(cfg, &sql, &opt);
-    while (loop >= 0 && !stop_requested) {
+    /* A pass refused to run on a table of an earlier schema: so does the
+     * loop, as it would have at its first pass. */
+    while (loop >= 0 && !stop_requested && rc != SYNC_USAGE) {
         pause_between_passes(loop);
         if (!stop_requested)
             rc = sync_pass(cfg, &sql, &opt);

@@ -17,7 +17,9 @@
 #include "config.h"
 #include "lkv.h"
 #include "log.h"
+#include "partition.h"
 #include "server.h"
+#include "store.h"
 
 static void usage(FILE *f)
 {
@@ -39,7 +41,8 @@ static void usage(FILE *f)
         "  -V, --version         print the version\n"
         "\n"
         "Exit status: 0 after SIGINT/SIGTERM, 1 if the server cannot start,\n"
-        "2 for a usage or configuration error.\n");
+        "2 for a usage or configuration error, or a table of an earlier schema\n"
+        "(run lazykv-admin init to upgrade).\n");
 }
 
 /* Raises the open-file limit to its hard maximum: each client connection
@@ -68,6 +71,37 @@ static void warn_readable_password(const struct lkv_config *cfg)
     if (has_password && stat(cfg->path, &st) == 0 && (st.st_mode & S_IROTH))
         log_warn("%s holds a database password and is readable by everyone (chmod o-r)",
                  cfg->path);
+}
+
+/* Checks the table of every partition reachable now: 0 when none has an
+ * earlier schema, 2 when one has (said in one line on stderr), 1 when out
+ * of memory. One that is not reachable is skipped without a word: the
+ * server runs without it, and its prober reports it. */
+static int check_schemas(const struct lkv_config *cfg)
+{
+    struct store_sql sql;
+    if (store_sql_build(&sql, cfg->table_name) != 0) {
+        log_error("out of memory");
+        return 1;
+    }
+    int old = 0;
+    for (int i = 0; i < cfg->partitions && !old; i++) {
+        struct pconn c;
+        enum lkv_status st;
+        unsigned err_no;
+        char err[256];
+        pconn_init(&c, cfg, i, (const char *const *)sql.text, sql.count);
+        /* Connected here rather than by pconn_mysql, which logs a failure. */
+        c.mysql = partition_connect(c.conf, cfg->test_mode, c.conf->name, 0, &st, &err_no, err,
+                                    sizeof(err));
+        if (c.mysql && store_check_schema(&c, cfg->table_name, &old) == LKV_OK && old)
+            fprintf(stderr, "lazykvd: partition %d (%s): table %s has no expires_at column:"
+                            " run lazykv-admin init to upgrade\n",
+                    i, c.conf->name, cfg->table_name);
+        pconn_close(&c);
+    }
+    store_sql_free(&sql);
+    return old ? 2 : 0;
 }
 
 int main(int argc, char **argv)
@@ -150,9 +184,14 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
+    int rc = check_schemas(cfg);
+    if (rc != 0) {
+        mysql_library_end();
+        config_free(cfg);
+        return rc;
+    }
     struct lkv_server srv;
     memset(&srv, 0, sizeof(srv));
-    int rc = 0;
     if (server_start(&srv, cfg) != 0) {
         rc = 1;
     } else {

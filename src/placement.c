@@ -14,6 +14,11 @@ uint64_t placement_hash64(const void *key, size_t len)
         h ^= p[i];
         h *= FNV64_PRIME;
     }
+    return placement_mix64(h);
+}
+
+uint64_t placement_mix64(uint64_t h)
+{
     /* murmur3 fmix64: every input bit affects every output bit. */
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;

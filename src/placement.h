@@ -17,6 +17,9 @@
 /* The stable 64-bit hash of a key of len bytes (any bytes, NUL included). */
 uint64_t placement_hash64(const void *key, size_t len);
 
+/* murmur3's 64-bit finalizer: a bijection that spreads every input bit. */
+uint64_t placement_mix64(uint64_t x);
+
 /* Jump consistent hash: a bucket in [0, buckets) for hash. buckets >= 1. */
 int placement_jump(uint64_t hash, int buckets);
 

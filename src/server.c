@@ -191,12 +191,17 @@ static void op_done(struct kv_op *op)
 }
 
 /* Suspends the connection and hands req's operation to its worker: a key's
- * operations all go to one worker; lists take turns. */
+ * operations all go to one worker; lists and tree deletes take turns. */
 static void dispatch(struct lkv_server *srv, struct MHD_Connection *conn, struct request *req)
 {
     struct kv_op *op = &req->op;
-    int w = op->kind == KV_OP_LIST ? (int)(srv->next_worker++ % (unsigned)srv->nworkers)
-                                   : kv_route(op->rec.key, op->rec.key_len, srv->nworkers);
+    int w;
+    if (op->watch == WATCH_KEY || op->watch == WATCH_PREFIX)
+        w = 0; /* home of the hub where watches wait (watch.h) */
+    else if (op->rec.key == NULL)
+        w = (int)(atomic_fetch_add(&srv->next_worker, 1) % (unsigned)srv->nworkers);
+    else
+        w = kv_route(op->rec.key, op->rec.key_len, srv->nworkers);
     req->dispatched = 1;
     req->conn = conn;
     req->srv = srv;
@@ -329,6 +334,11 @@ static int start_backend(struct lkv_server *srv, const struct lkv_config *cfg)
     srv->backend.sql = (const char *const *)srv->sql.text;
     srv->backend.probers = srv->probers;
     srv->backend.partitions = cfg->partitions;
+    srv->backend.hub = watch_hub_new(srv->workers, cfg->threads);
+    if (srv->backend.hub == NULL) {
+        log_error("out of memory");
+        return -1;
+    }
     for (; srv->nworkers < cfg->threads; srv->nworkers++)
         if (worker_start(&srv->workers[srv->nworkers], &srv->backend, srv->nworkers) != 0)
             return -1;
@@ -367,13 +377,20 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    unsigned pool = (unsigned)cfg->http_threads;
     srv->daemon = MHD_start_daemon(
         flags, 0, accept_policy, srv, on_access, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* first, to catch option errors */
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        /* A hard stop a little above max_connections: accept_policy() is
-         * what refuses, cleanly, past max_connections. */
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + 64u,
+        /* A hard stop a little above max_connections for each thread (the
+         * pool divides this among them): accept_policy() is what refuses,
+         * cleanly, past max_connections in all. */
+        MHD_OPTION_CONNECTION_LIMIT, ((unsigned)cfg->max_connections + 64u) * pool,
+        /* Each thread of the pool keeps its own connections: a resume
+         * (libmicrohttpd 0.9.75 and 1.0 walk every suspended connection
+         * of the thread, daemon.c resume_suspended_connections) then costs
+         * a share of the requests waiting, not all of them. */
+        MHD_OPTION_THREAD_POOL_SIZE, pool,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit(cfg),
@@ -409,6 +426,10 @@ void server_stop(struct lkv_server *srv)
 {
     MHD_socket listen_fd = MHD_INVALID_SOCKET;
     atomic_store(&srv->stopping, 1);
+    /* Requests waiting for a change are answered (503) first: they would
+     * only wait out their wait. */
+    if (srv->nworkers > 0)
+        worker_close_watches(&srv->workers[0]);
     if (srv->daemon) {
         listen_fd = MHD_quiesce_daemon(srv->daemon);
         /* What is in flight finishes normally for a moment... */
@@ -430,6 +451,8 @@ void server_stop(struct lkv_server *srv)
         worker_free(&srv->workers[i]);
     for (int i = 0; i < srv->nprobers; i++)
         prober_free(&srv->probers[i]);
+    watch_hub_free(srv->backend.hub);
+    srv->backend.hub = NULL;
     free(srv->workers);
     free(srv->probers);
     srv->workers = NULL;

@@ -31,8 +31,8 @@ struct lkv_server {
     atomic_int connections;       /* client connections open now */
     atomic_int dispatched;        /* requests handed to a worker, until completed */
     atomic_int stopping;          /* server_stop has begun: answers close */
-    struct stats http;            /* written by libmicrohttpd's thread only */
-    unsigned next_worker;         /* libmicrohttpd's thread only: for lists */
+    struct stats http;            /* written by libmicrohttpd's threads (atomic adds) */
+    atomic_uint next_worker;      /* for lists: the worker of the next one */
     struct prober *probers;       /* owned: one per partition */
     int nprobers;                 /* started */
     struct worker *workers;       /* owned */

@@ -29,7 +29,9 @@
     X(db_copies_total, "copies of canonical writes sent to other partitions")     \
     X(db_copy_statements_total, "statements that wrote them (batched copies share one)") \
     X(db_deadlock_retries_total, "writes run again after InnoDB chose them as a deadlock victim") \
-    X(read_cache_hits_total, "lazy reads answered from the read cache ([server] read_cache_ms)")
+    X(read_cache_hits_total, "lazy reads answered from the read cache ([server] read_cache_ms)") \
+    X(watch_scans_total, "scans of a partition for changes while requests wait (one per partition per 100 ms)") \
+    X(watch_wakeups_total, "waiting requests run again after a possible change or their wait")
 
 struct stats {
 #define STATS_FIELD(name, help) atomic_uint_fast64_t name;

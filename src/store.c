@@ -14,10 +14,17 @@
 
 _Static_assert(ST_COUNT <= PCONN_MAX_STMTS, "a connection caches every statement");
 
+/* The 64-bit digest of a live row in verify: key, version, value, content
+ * type and expiry (COALESCE: a NULL would make the whole CONCAT NULL), so
+ * rows that differ only in their expiry differ. */
+#define VERIFY_DIGEST \
+    "CAST(CONV(LEFT(MD5(CONCAT(k, 0x00, version, 0x00, MD5(v), 0x00, ctype, 0x00," \
+    " COALESCE(expires_at, 0))), 16), 16, 10) AS UNSIGNED)"
+
 /* "@T" stands for the table name. No request data is ever placed here. */
 static const char *const templates[] = {
-    [ST_GET] = "SELECT v, ctype, version, deleted FROM `@T` WHERE k = ?",
-    [ST_HEAD] = "SELECT ctype, version, deleted, LENGTH(v) FROM `@T` WHERE k = ?",
+    [ST_GET] = "SELECT v, ctype, version, deleted, expires_at FROM `@T` WHERE k = ?",
+    [ST_HEAD] = "SELECT ctype, version, deleted, LENGTH(v), expires_at FROM `@T` WHERE k = ?",
     [ST_NODE_ID] = "SELECT text FROM `@T_meta` WHERE name = 'node_id'",
     [ST_EPOCH_LOCK] = "SELECT value FROM `@T_meta` WHERE name = 'epoch' FOR UPDATE",
     [ST_STAMP] = "UPDATE `@T` SET seq = ? WHERE seq IS NULL LIMIT ?",
@@ -30,7 +37,8 @@ static const char *const templates[] = {
      * BY seq, k over a range of epochs would sort the whole backlog on every
      * batch (MariaDB cannot extend by_seq with a 3072-byte key for ordering).
      * seq = 0 rows are copies: their origin propagates them. */
-    [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq FROM `@T` FORCE INDEX (by_seq)"
+    [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq, expires_at FROM `@T`"
+                   " FORCE INDEX (by_seq)"
                    " WHERE seq = ? AND k > ? ORDER BY k LIMIT ?",
     [ST_NEXT_EPOCH] = "SELECT MIN(seq) FROM `@T` WHERE seq > ?",
     /* ST_APPLY_MULTI, ST_APPLY_MANY..: build_statement() */
@@ -40,21 +48,30 @@ static const char *const templates[] = {
     [ST_GET_LOCK] = "SELECT GET_LOCK(?, 0)",
     [ST_RELEASE_LOCK] = "SELECT RELEASE_LOCK(?)",
     [ST_OLDEST_NULL] = "SELECT MIN(version) FROM `@T` WHERE seq IS NULL",
-    [ST_VERIFY_TOP] = "SELECT LEFT(MD5(k), 2) AS b, COUNT(*), BIT_XOR(CAST(CONV(LEFT("
-                      "MD5(CONCAT(k, 0x00, version, 0x00, MD5(v), 0x00, ctype)), 16), 16, 10)"
-                      " AS UNSIGNED)) FROM `@T` WHERE deleted = 0 GROUP BY b",
-    [ST_VERIFY_SUB] = "SELECT LEFT(MD5(k), 4) AS b, COUNT(*), BIT_XOR(CAST(CONV(LEFT("
-                      "MD5(CONCAT(k, 0x00, version, 0x00, MD5(v), 0x00, ctype)), 16), 16, 10)"
-                      " AS UNSIGNED)) FROM `@T` WHERE deleted = 0 AND LEFT(MD5(k), 2) = ?"
-                      " GROUP BY b",
-    [ST_VERIFY_ROWS] = "SELECT k, version, deleted, MD5(CONCAT(v, 0x00, ctype)) FROM `@T`"
+    /* The new version is the expired row's index, the version every
+     * partition computes from the same row (see store_expire). */
+    [ST_EXPIRE] = "UPDATE `@T` FORCE INDEX (by_expiry) SET deleted = 1, v = '', seq = NULL,"
+                  " version = GREATEST(version + 1, expires_at), expires_at = NULL"
+                  " WHERE expires_at <= ? AND deleted = 0 AND (seq IS NULL OR seq > 0) LIMIT ?",
+    /* The table name is bound: here it is a value to compare. */
+    [ST_SCHEMA] = "SELECT COUNT(*), COALESCE(MAX(COLUMN_NAME = 'expires_at'), 0)"
+                  " FROM information_schema.COLUMNS"
+                  " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    [ST_VERIFY_TOP] = "SELECT LEFT(MD5(k), 2) AS b, COUNT(*), BIT_XOR(" VERIFY_DIGEST ")"
+                      " FROM `@T` WHERE deleted = 0 GROUP BY b",
+    [ST_VERIFY_SUB] = "SELECT LEFT(MD5(k), 4) AS b, COUNT(*), BIT_XOR(" VERIFY_DIGEST ")"
+                      " FROM `@T` WHERE deleted = 0 AND LEFT(MD5(k), 2) = ? GROUP BY b",
+    [ST_VERIFY_ROWS] = "SELECT k, version, deleted,"
+                       " MD5(CONCAT(v, 0x00, ctype, 0x00, COALESCE(expires_at, 0))) FROM `@T`"
                        " WHERE LEFT(MD5(k), 4) = ?",
-    [ST_REPAIR] = "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES (?, ?, ?, ?, ?, 0)"
+    [ST_REPAIR] = "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq)"
+                  " VALUES (?, ?, ?, ?, ?, ?, 0)"
                   " ON DUPLICATE KEY UPDATE"
                   " v = IF(VALUES(version) >= version, VALUES(v), v),"
                   " ctype = IF(VALUES(version) >= version, VALUES(ctype), ctype),"
                   " deleted = IF(VALUES(version) >= version, VALUES(deleted), deleted),"
                   " seq = IF(VALUES(version) >= version, 0, seq),"
+                  " expires_at = IF(VALUES(version) >= version, VALUES(expires_at), expires_at),"
                   " version = GREATEST(version, VALUES(version))",
 };
 
@@ -74,8 +91,9 @@ char *store_sql_join(const char *table, const char *head, const char *group, con
     return text;
 }
 
-#define APPLY_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, seq) VALUES "
-#define APPLY_ROW "(?, ?, ?, ?, ?, 0)"
+#define APPLY_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq) VALUES "
+#define APPLY_ROW "(?, ?, ?, ?, ?, ?, 0)"
+#define APPLY_PARAMS 6 /* bound parameters per row: bind_record() */
 
 /* The text of statement id, for the ones not in templates[]. */
 static char *build_statement(const char *table, int id)
@@ -160,9 +178,10 @@ enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int 
     MYSQL_STMT *s = pconn_stmt(c, want_value ? ST_GET : ST_HEAD, &st);
     if (s == NULL)
         return st;
-    MYSQL_BIND p[1], r[4];
+    MYSQL_BIND p[1], r[5];
     unsigned long klen, vlen = 0, clen = 0;
-    uint64_t version = 0, size = 0;
+    uint64_t version = 0, size = 0, expires_at = 0;
+    my_bool no_expiry = 0;
     int deleted = 0;
     bind_blob(&p[0], key, key_len, &klen);
     if ((st = run(c, s, p)) != LKV_OK)
@@ -183,6 +202,7 @@ enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int 
     bind_int(&r[col + 2], &deleted);
     if (!want_value)
         bind_u64(&r[col + 3], &size);
+    bind_u64_out(&r[4], &expires_at, &no_expiry); /* the last column of both */
     if (mysql_stmt_bind_result(s, r) != 0) {
         st = pconn_fail(c, s);
         goto out;
@@ -201,6 +221,7 @@ enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int 
     out->ctype[clen < sizeof(out->ctype) ? clen : sizeof(out->ctype) - 1] = '\0';
     out->version = version;
     out->deleted = deleted;
+    out->expires_at = no_expiry ? 0 : expires_at;
     out->value = NULL;
     out->value_len = want_value ? vlen : (size_t)size;
     if (deleted) {
@@ -233,8 +254,16 @@ out:
     return st;
 }
 
-static void bind_record(MYSQL_BIND *p, const struct record *rec, unsigned long *lens,
-                        uint64_t *version, int *deleted);
+/* What the APPLY_PARAMS parameters of one record point to while its
+ * statement runs (bind_record). */
+struct row_params {
+    unsigned long lens[3];   /* key, value, content type */
+    uint64_t version;
+    int deleted;
+    uint64_t expires_at;     /* 0: sent as NULL */
+};
+
+static void bind_record(MYSQL_BIND *p, const struct record *rec, struct row_params *rp);
 
 /* Runs a one-row statement whose parameters are a whole record. */
 static enum lkv_status write_record(struct pconn *c, int id, const struct record *rec)
@@ -243,11 +272,9 @@ static enum lkv_status write_record(struct pconn *c, int id, const struct record
     MYSQL_STMT *s = pconn_stmt(c, id, &st);
     if (s == NULL)
         return st;
-    MYSQL_BIND p[5];
-    unsigned long lens[3];
-    uint64_t version;
-    int deleted;
-    bind_record(p, rec, lens, &version, &deleted);
+    MYSQL_BIND p[APPLY_PARAMS];
+    struct row_params rp;
+    bind_record(p, rec, &rp);
     return run(c, s, p);
 }
 
@@ -340,6 +367,31 @@ enum lkv_status store_node_id(struct pconn *c, char id[STORE_NODE_ID_MAX + 1])
     return st;
 }
 
+enum lkv_status store_check_schema(struct pconn *c, const char *table, int *old)
+{
+    *old = 0;
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_SCHEMA, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[1], r[2];
+    unsigned long tlen;
+    uint64_t columns = 0, has_expiry = 0;
+    bind_blob(&p[0], table, strlen(table), &tlen);
+    if ((st = run(c, s, p)) != LKV_OK)
+        return st;
+    bind_u64(&r[0], &columns);
+    bind_u64(&r[1], &has_expiry);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    if (mysql_stmt_fetch(s) == 1)
+        st = pconn_fail(c, s);
+    else
+        *old = columns > 0 && has_expiry == 0;
+    finish(c, ST_SCHEMA);
+    return st;
+}
+
 enum lkv_status store_named_lock(struct pconn *c, const char *name, int *got)
 {
     MYSQL_BIND p[1];
@@ -399,6 +451,27 @@ enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped)
     return st;
 }
 
+enum lkv_status store_expire(struct pconn *c, uint64_t now, int limit, uint64_t *expired)
+{
+    *expired = 0;
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_EXPIRE, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[2];
+    bind_u64(&p[0], &now);
+    bind_int(&p[1], &limit);
+    /* lazykvd's writes lock the same rows: a statement InnoDB picks as a
+     * deadlock victim was rolled back whole, so it is simply run again. */
+    int attempt = 0;
+    do
+        st = run(c, s, p);
+    while (st == LKV_EUNAVAIL && pconn_retry_deadlock(c, attempt++));
+    if (st == LKV_OK)
+        *expired = mysql_stmt_affected_rows(s);
+    return st;
+}
+
 enum lkv_status store_watermark(struct pconn *target, const char *source_id,
                                 struct position *pos)
 {
@@ -430,14 +503,42 @@ enum lkv_status store_watermark(struct pconn *target, const char *source_id,
     return st;
 }
 
-/* Fetches the current row of s into a new record of b. */
-static enum lkv_status fetch_change(struct pconn *c, MYSQL_STMT *s, MYSQL_BIND *r,
-                                    unsigned long *len, struct batch *b, char *ctype,
-                                    uint64_t version, int deleted, uint64_t seq)
+/* The result columns of ST_CHANGES, and the buffers of those fetched with
+ * the row: key and value are fetched column by column at their real size
+ * (fetch_change). */
+#define CHANGE_COLS 7
+struct change_cols {
+    unsigned long len[3];              /* key, value, content type */
+    char ctype[STORE_CTYPE_MAX + 1];
+    uint64_t version;
+    int deleted;
+    uint64_t seq;
+    uint64_t expires_at;
+    my_bool no_expiry;                 /* expires_at is NULL */
+};
+
+static void bind_change_cols(MYSQL_BIND *r, struct change_cols *cc)
+{
+    memset(r, 0, CHANGE_COLS * sizeof(*r));
+    r[0].buffer_type = r[1].buffer_type = MYSQL_TYPE_BLOB;
+    r[0].length = &cc->len[0];
+    r[1].length = &cc->len[1];
+    bind_out(&r[2], MYSQL_TYPE_STRING, cc->ctype, sizeof(cc->ctype), &cc->len[2]);
+    bind_u64(&r[3], &cc->version);
+    bind_int(&r[4], &cc->deleted);
+    bind_u64(&r[5], &cc->seq);
+    bind_u64_out(&r[6], &cc->expires_at, &cc->no_expiry);
+}
+
+/* Fetches the current row of s (bound by bind_change_cols to r and cc)
+ * into a new record of b. */
+static enum lkv_status fetch_change(struct pconn *c, MYSQL_STMT *s, const MYSQL_BIND *r,
+                                    const struct change_cols *cc, struct batch *b)
 {
     struct record *rec = batch_push(b);
     if (rec == NULL)
         return LKV_ENOMEM;
+    const unsigned long *len = cc->len;
     char *key = malloc(len[0] + 1), *value = malloc(len[1] + 1);
     rec->key = key;
     rec->value = value;
@@ -454,10 +555,12 @@ static enum lkv_status fetch_change(struct pconn *c, MYSQL_STMT *s, MYSQL_BIND *
     key[len[0]] = value[len[1]] = '\0';
     rec->key_len = len[0];
     rec->value_len = len[1];
-    snprintf(rec->ctype, sizeof(rec->ctype), "%.*s", (int)len[2], ctype);
-    rec->version = version;
-    rec->deleted = deleted;
-    b->seq[b->n - 1] = seq;
+    int clen = len[2] > STORE_CTYPE_MAX ? STORE_CTYPE_MAX : (int)len[2];
+    snprintf(rec->ctype, sizeof(rec->ctype), "%.*s", clen, cc->ctype);
+    rec->version = cc->version;
+    rec->deleted = cc->deleted;
+    rec->expires_at = cc->no_expiry ? 0 : cc->expires_at;
+    b->seq[b->n - 1] = cc->seq;
     b->bytes += len[0] + len[1];
     return LKV_OK;
 }
@@ -472,33 +575,22 @@ static enum lkv_status read_epoch(struct pconn *source, uint64_t seq, const char
     MYSQL_STMT *s = pconn_stmt(source, ST_CHANGES, &st);
     if (s == NULL)
         return st;
-    MYSQL_BIND p[3], r[6];
-    unsigned long klen, len[3] = {0, 0, 0};
-    uint64_t version = 0, row_seq = 0;
-    int deleted = 0;
-    char ctype[STORE_CTYPE_MAX + 1];
+    MYSQL_BIND p[3], r[CHANGE_COLS];
+    unsigned long klen;
+    struct change_cols cc;
+    memset(&cc, 0, sizeof(cc));
     bind_u64(&p[0], &seq);
     bind_blob(&p[1], after, after_len, &klen);
     bind_int(&p[2], &limit);
     if ((st = run(source, s, p)) != LKV_OK)
         return st;
-    /* Key and value are fetched column by column at their real size. */
-    memset(r, 0, sizeof(r));
-    r[0].buffer_type = r[1].buffer_type = MYSQL_TYPE_BLOB;
-    r[0].length = &len[0];
-    r[1].length = &len[1];
-    bind_out(&r[2], MYSQL_TYPE_STRING, ctype, sizeof(ctype), &len[2]);
-    bind_u64(&r[3], &version);
-    bind_int(&r[4], &deleted);
-    bind_u64(&r[5], &row_seq);
+    bind_change_cols(r, &cc);
     if (mysql_stmt_bind_result(s, r) != 0)
         return pconn_fail(source, s);
     int rc = 0, rows = 0;
     while (st == LKV_OK && (long long)b->bytes < max_bytes &&
            ((rc = mysql_stmt_fetch(s)) == 0 || rc == MYSQL_DATA_TRUNCATED)) {
-        if (len[2] > STORE_CTYPE_MAX)
-            len[2] = STORE_CTYPE_MAX;
-        st = fetch_change(source, s, r, len, b, ctype, version, deleted, row_seq);
+        st = fetch_change(source, s, r, &cc, b);
         rows++;
     }
     if (st == LKV_OK && (long long)b->bytes < max_bytes && rc == 1)
@@ -537,16 +629,19 @@ enum lkv_status store_read_changes(struct pconn *source, const struct position *
     return LKV_OK;
 }
 
-static void bind_record(MYSQL_BIND *p, const struct record *rec, unsigned long *lens,
-                        uint64_t *version, int *deleted)
+/* Binds rec as one row of APPLY_ROW: key, value, content type, version,
+ * deleted, expiry (NULL for none, as the schema stores it). */
+static void bind_record(MYSQL_BIND *p, const struct record *rec, struct row_params *rp)
 {
-    *version = rec->version;
-    *deleted = rec->deleted;
-    bind_blob(&p[0], rec->key, rec->key_len, &lens[0]);
-    bind_blob(&p[1], rec->value ? rec->value : "", rec->value_len, &lens[1]);
-    bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &lens[2]);
-    bind_u64(&p[3], version);
-    bind_int(&p[4], deleted);
+    rp->version = rec->version;
+    rp->deleted = rec->deleted;
+    rp->expires_at = rec->expires_at;
+    bind_blob(&p[0], rec->key, rec->key_len, &rp->lens[0]);
+    bind_blob(&p[1], rec->value ? rec->value : "", rec->value_len, &rp->lens[1]);
+    bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &rp->lens[2]);
+    bind_u64(&p[3], &rp->version);
+    bind_int(&p[4], &rp->deleted);
+    bind_u64_or_null(&p[5], &rp->expires_at);
 }
 
 _Static_assert(STORE_MANY_MAX <= STORE_APPLY_CHUNK, "apply_rows() binds any multi-row apply");
@@ -559,12 +654,10 @@ static enum lkv_status apply_rows(struct pconn *c, int id, const struct record *
     MYSQL_STMT *s = pconn_stmt(c, id, &st);
     if (s == NULL)
         return st;
-    MYSQL_BIND p[STORE_APPLY_CHUNK * 5];
-    unsigned long lens[STORE_APPLY_CHUNK * 3];
-    uint64_t versions[STORE_APPLY_CHUNK];
-    int deleted[STORE_APPLY_CHUNK];
+    MYSQL_BIND p[STORE_APPLY_CHUNK * APPLY_PARAMS];
+    struct row_params rp[STORE_APPLY_CHUNK];
     for (int i = 0; i < width; i++)
-        bind_record(&p[i * 5], row[i], &lens[i * 3], &versions[i], &deleted[i]);
+        bind_record(&p[i * APPLY_PARAMS], row[i], &rp[i]);
     return run(c, s, p);
 }
 

@@ -13,6 +13,10 @@
  *   ctype    the Content-Type it was written with
  *   version  hybrid logical clock, see version.h; never decreases per key
  *   deleted  1 for a tombstone (a delete that still has to propagate)
+ *   expires_at NULL, or the instant (µs since the epoch) from which a live
+ *            row counts as absent (TTL); an expired row's index is
+ *            max(version + 1, expires_at), and the sync turns it into a
+ *            tombstone of exactly that version (store_expire)
  *   seq      change tracking for lazykv-sync: NULL = written here and not yet
  *            stamped; > 0 = the sync epoch that stamped it; 0 = a copy
  *            received from another partition (propagated by its origin)
@@ -40,11 +44,12 @@
     " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype)," \
     " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted)," \
     " seq = IF(VALUES(version) > version, 0, seq)," \
+    " expires_at = IF(VALUES(version) > version, VALUES(expires_at), expires_at)," \
     " version = GREATEST(version, VALUES(version))"
 #define STORE_NODE_ID_MAX 64
 
 enum store_stmt {
-    ST_GET,          /* value, ctype, version, deleted of one key */
+    ST_GET,          /* value, ctype, version, deleted, expires_at of one key */
     ST_HEAD,         /* the same without the value */
     /* lazykv-sync */
     ST_NODE_ID,      /* this partition's node id */
@@ -65,6 +70,8 @@ enum store_stmt {
     ST_VERIFY_TOP,   /* live-row digest per 2-hex-digit hash bucket */
     ST_VERIFY_SUB,   /* the same per 4-digit bucket, within one top bucket */
     ST_VERIFY_ROWS,  /* key, version, deleted, value digest in one 4-digit bucket */
+    ST_EXPIRE,       /* turn expired rows into tombstones */
+    ST_SCHEMA,       /* does the table have the current schema */
     ST_APPLY_MANY,   /* versioned upsert of 2 copies; + i for 2 << i rows */
     ST_COUNT = ST_APPLY_MANY + 4
 };
@@ -105,13 +112,29 @@ struct record {
     char *value;                /* owned when read by store_get (free()) */
     size_t value_len;
     char ctype[STORE_CTYPE_MAX + 1];
-    uint64_t version;
-    int deleted;
+    uint64_t version;           /* an expired row's read: its index */
+    int deleted;                /* an expired row's read: 1 */
+    uint64_t expires_at;        /* 0: none */
 };
 
-/* Reads key. With want_value, out->value is malloc'd (caller frees). A
- * tombstone or a missing row is LKV_ENOTFOUND (out->version is then the
- * tombstone's version, or 0). */
+/* Whether a live row with rec's expiry has expired at now_us. */
+static inline int record_expired(const struct record *rec, uint64_t now_us)
+{
+    return rec->expires_at != 0 && rec->expires_at <= now_us;
+}
+
+/* The index of an expired row: above its version and no earlier than the
+ * instant it expired; the tombstone the sync makes of it has this version. */
+static inline uint64_t record_index(const struct record *rec)
+{
+    return rec->version + 1 > rec->expires_at ? rec->version + 1 : rec->expires_at;
+}
+
+/* Reads key as stored: an expired row is read as the live row it still is
+ * (out->expires_at tells; the sync turns it into a tombstone). With
+ * want_value, out->value is malloc'd (caller frees). A tombstone or a
+ * missing row is LKV_ENOTFOUND (out->version is then the tombstone's
+ * version, or 0). */
 enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int want_value,
                           struct record *out);
 
@@ -138,6 +161,12 @@ struct position {
 /* Reads the partition's node id (NUL-terminated) into id. */
 enum lkv_status store_node_id(struct pconn *c, char id[STORE_NODE_ID_MAX + 1]);
 
+/* Checks that the partition's table (named table) has the current schema:
+ * *old = 1 when it exists without the expires_at column (a table of an
+ * earlier release, which lazykv-admin init upgrades), else 0 (a missing
+ * table is not old: the statements that need it report it). */
+enum lkv_status store_check_schema(struct pconn *c, const char *table, int *old);
+
 /* Takes (1) or finds busy (0) the named lock; *got says which. */
 enum lkv_status store_named_lock(struct pconn *c, const char *name, int *got);
 enum lkv_status store_named_unlock(struct pconn *c, const char *name);
@@ -145,6 +174,15 @@ enum lkv_status store_named_unlock(struct pconn *c, const char *name);
 /* Stamps up to limit pending rows (seq NULL) with a new epoch, in one
  * transaction. *stamped is the number of rows (0: nothing was pending). */
 enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped);
+
+/* Turns up to limit live rows written here (not copies: see sync.h) that
+ * expired at or before now (µs, the clock of version_now_us) into
+ * tombstones, in one statement (its own transaction): version
+ * max(version + 1, expires_at), the row's index; expires_at NULL;
+ * seq NULL, so the next stamp propagates it and makes it a tombstone of
+ * this source that the purge finds (store_tombstones). *expired is the
+ * number of rows (below limit: none is left). */
+enum lkv_status store_expire(struct pconn *c, uint64_t now, int limit, uint64_t *expired);
 
 /* How far target has applied source_id; (0, "") when never. */
 enum lkv_status store_watermark(struct pconn *target, const char *source_id,
@@ -177,13 +215,14 @@ enum lkv_status store_repair(struct pconn *c, const struct record *rec);
 
 /* Calls fn for each hash bucket of live rows: its name (hex digits of
  * MD5(k)), row count and XOR of 64-bit row digests (key, version, value,
- * content type). With top NULL the buckets are the 256 2-digit ones; with
- * top = "ab" the 4-digit ones under it. */
+ * content type, expiry). With top NULL the buckets are the 256 2-digit
+ * ones; with top = "ab" the 4-digit ones under it. */
 typedef void (*store_bucket_fn)(const char *bucket, uint64_t count, uint64_t digest, void *arg);
 enum lkv_status store_verify_buckets(struct pconn *c, const char *top, store_bucket_fn fn,
                                      void *arg);
 
-/* Calls fn for every row (tombstones included) in a 4-digit bucket. */
+/* Calls fn for every row (tombstones included) in a 4-digit bucket;
+ * value_md5 is the MD5 of its value, content type and expiry. */
 typedef void (*store_row_fn)(const char *key, size_t len, uint64_t version, int deleted,
                              const char *value_md5, void *arg);
 enum lkv_status store_verify_rows(struct pconn *c, const char *bucket, store_row_fn fn, void *arg);

@@ -14,8 +14,9 @@
 #include "partition.h"
 #include "version.h"
 
-/* At most this many stamp transactions per source per pass, so a pass under
- * a constant stream of writes still ends; what is left goes to the next. */
+/* At most this many stamp (and as many expiry) transactions per source per
+ * pass, so a pass under a constant stream of writes still ends; what is
+ * left goes to the next. */
 #define MAX_STAMP_ROUNDS 10000
 #define PURGE_LIMIT 1000
 
@@ -61,19 +62,31 @@ static void mark_down(struct pass *p, int i, const char *doing)
     mark_down_on(p, i, &p->node[i].conn, doing);
 }
 
-static void connect_all(struct pass *p, const struct store_sql *sql)
+/* Connects to every partition (marking the unreachable ones down). -1,
+ * said in one line on stderr, when a reachable partition's table has an
+ * earlier schema: the statements of a pass need the current one. */
+static int connect_all(struct pass *p, const struct store_sql *sql)
 {
     for (int i = 0; i < p->n; i++) {
         struct node *nd = &p->node[i];
         pconn_init(&nd->conn, p->cfg, i, (const char *const *)sql->text, sql->count);
         nd->up = 1;
+        int old = 0;
         if (store_node_id(&nd->conn, nd->id) != LKV_OK) {
             if (nd->conn.last_error[0] == '\0')
                 snprintf(nd->conn.last_error, sizeof(nd->conn.last_error),
                          "no node id (run lazykv-admin init)");
             mark_down(p, i, "connecting");
+        } else if (store_check_schema(&nd->conn, p->cfg->table_name, &old) != LKV_OK) {
+            mark_down(p, i, "checking its schema");
+        } else if (old) {
+            fprintf(stderr, "lazykv-sync: partition %d (%s): table %s has no expires_at column:"
+                            " run lazykv-admin init to upgrade\n",
+                    i, p->cfg->part[i].name, p->cfg->table_name);
+            return -1;
         }
     }
+    return 0;
 }
 
 /* Takes the pass lock on every reachable partition. 0, or -1 when another
@@ -114,13 +127,36 @@ struct worker {
     pthread_t thread;
 };
 
-/* Gives every pending row of one partition an epoch. */
+/* Turns the rows of partition i that have expired into tombstones, in
+ * statements of batch_size rows. Every partition does it to its own rows:
+ * one that holds the same row makes the same tombstone, so nothing waits
+ * for the row's origin to be reachable. Marks i down on failure. */
+static void expire_partition(struct pass *p, int i)
+{
+    uint64_t now = version_now_us(), total = 0;
+    for (int round = 0; round < MAX_STAMP_ROUNDS && !stopping(p); round++) {
+        uint64_t expired = 0;
+        if (store_expire(&p->node[i].conn, now, p->cfg->sync_batch_size, &expired) != LKV_OK) {
+            mark_down(p, i, "expiring rows");
+            return;
+        }
+        total += expired;
+        if (expired < (uint64_t)p->cfg->sync_batch_size)
+            break;
+    }
+    if (p->opt->verbose && total > 0)
+        fprintf(p->opt->out, "sync: %d: expired rows=%" PRIu64 "\n", i, total);
+}
+
+/* Turns partition w->index's expired rows into tombstones, then gives
+ * every pending row an epoch: the new tombstones go out in this pass. */
 static void *stamp_partition(void *arg)
 {
     struct worker *w = arg;
     struct pass *p = w->p;
     int i = w->index;
     mysql_thread_init();
+    expire_partition(p, i); /* on failure, marks i down: nothing is stamped */
     for (int round = 0; atomic_load(&p->node[i].up) && round < MAX_STAMP_ROUNDS && !stopping(p);
          round++) {
         uint64_t stamped = 0;
@@ -315,8 +351,11 @@ int sync_pass(const struct lkv_config *cfg, const struct store_sql *sql,
     }
     snprintf(p.lock_name, sizeof(p.lock_name), "lazykv-sync:%s", cfg->table_name);
     uint64_t t0 = now_ms();
-    connect_all(&p, sql);
     int rc = SYNC_OK;
+    if (connect_all(&p, sql) != 0) {
+        rc = SYNC_USAGE;
+        goto out;
+    }
     if (lock_all(&p) != 0) {
         fprintf(stderr, "lazykv-sync: another pass holds the lock; nothing done\n");
         rc = SYNC_LOCKED;

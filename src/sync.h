@@ -15,6 +15,11 @@
  *  - A row rewritten during a pass goes back to seq = NULL and is stamped
  *    again by a later pass: it is never recorded as propagated at a version
  *    that was not copied.
+ *  - Before stamping, every partition turns the expired rows it wrote
+ *    itself (its own, not copies) into tombstones (store_expire), so they
+ *    are stamped, copied and purged like deletes. A copy waits for its
+ *    origin's tombstone: expiring a stale copy could make a tombstone
+ *    newer than a rewrite the origin made before the expiry, and delete it.
  *  - A tombstone is purged only when every partition is reachable, has
  *    applied it, and it is older than tombstone_grace.
  *  - A MariaDB named lock on every reachable partition makes passes from any
@@ -32,7 +37,8 @@
 /* Exit codes of a pass (and of lazykv-sync). */
 #define SYNC_OK 0           /* everything propagated */
 #define SYNC_PARTIAL 1      /* done, but a partition was unreachable */
-#define SYNC_USAGE 2        /* usage or configuration error */
+#define SYNC_USAGE 2        /* usage or configuration error, or a table of an
+                               earlier schema (nothing done) */
 #define SYNC_LOCKED 75      /* EX_TEMPFAIL: another pass holds the lock */
 
 struct sync_options {

@@ -27,6 +27,107 @@ static enum lkv_status decode_dup(const char *in, size_t len, int plus_is_space,
     return LKV_OK;
 }
 
+enum param {
+    P_PREFIX, P_START_AFTER, P_LIMIT, P_ENCODING, P_VALUES, /* lists */
+    P_INDEX, P_WAIT,                                         /* both */
+    P_TTL, P_REFRESH,                                        /* keys */
+    P_UNKNOWN
+};
+
+static const char *const param_names[] = {
+    [P_PREFIX] = "prefix", [P_START_AFTER] = "start_after", [P_LIMIT] = "limit",
+    [P_ENCODING] = "encoding", [P_VALUES] = "values", [P_INDEX] = "index",
+    [P_WAIT] = "wait", [P_TTL] = "ttl", [P_REFRESH] = "refresh",
+};
+
+static enum param param_of(const char *name, enum route route)
+{
+    for (int i = 0; i < P_UNKNOWN; i++) {
+        if (strcmp(name, param_names[i]) != 0)
+            continue;
+        int for_list = i <= P_WAIT, for_key = i >= P_INDEX;
+        if ((route == ROUTE_LIST && for_list) || (route == ROUTE_KEY && for_key))
+            return (enum param)i;
+    }
+    return P_UNKNOWN;
+}
+
+/* A decimal number from min to max (no sign, no spaces, no unit). */
+static int number_in(const char *v, long long min, long long max, long long *out)
+{
+    return v[0] != '-' && config_parse_ll(v, out) == 0 && *out >= min && *out <= max;
+}
+
+/* A flag: "1" or "0". */
+static int flag_of(const char *v, int *out)
+{
+    if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0)
+        return 0;
+    *out = v[0] == '1';
+    return 1;
+}
+
+/* Stores one decoded value v (taken) of parameter p. */
+static enum lkv_status set_param(struct uri *u, enum param p, char *v, size_t vlen)
+{
+    long long n = 0;
+    int ok = 1;
+    switch (p) {
+    case P_PREFIX:
+    case P_START_AFTER:
+    case P_INDEX: {
+        char **dst = p == P_PREFIX ? &u->prefix : p == P_START_AFTER ? &u->start_after : &u->index;
+        size_t *dst_len = p == P_PREFIX        ? &u->prefix_len
+                          : p == P_START_AFTER ? &u->start_after_len
+                                               : &u->index_len;
+        if (p == P_INDEX && vlen > URI_INDEX_MAX) {
+            free(v);
+            return u->error = "index is longer than 1024 bytes", LKV_EBADREQ;
+        }
+        free(*dst);
+        *dst = v;
+        *dst_len = vlen;
+        return LKV_OK;
+    }
+    case P_LIMIT:
+        if ((ok = number_in(v, 1, URI_LIMIT_MAX, &n)))
+            u->limit = (int)n;
+        u->error = "limit must be a whole number from 1 to 10000";
+        break;
+    case P_ENCODING:
+        ok = strcmp(v, "url") == 0;
+        u->url_encoding = 1;
+        u->error = "encoding must be 'url'";
+        break;
+    case P_VALUES:
+        ok = flag_of(v, &u->values);
+        u->error = "values must be 1 or 0";
+        break;
+    case P_WAIT:
+        if ((ok = number_in(v, 1, URI_WAIT_MAX, &n)))
+            u->wait = (int)n;
+        u->has_wait = 1;
+        u->error = "wait must be a whole number of seconds from 1 to 600";
+        break;
+    case P_TTL:
+        if ((ok = number_in(v, 1, URI_TTL_MAX, &n)))
+            u->ttl = n;
+        u->error = "ttl must be a whole number of seconds from 1 to 315360000";
+        break;
+    case P_REFRESH:
+        ok = flag_of(v, &u->refresh);
+        u->error = "refresh must be 1 or 0";
+        break;
+    case P_UNKNOWN:
+        break;
+    }
+    free(v);
+    if (!ok)
+        return LKV_EBADREQ;
+    u->error = NULL;
+    return LKV_OK;
+}
+
 static enum lkv_status parse_param(struct uri *u, const char *p, size_t len)
 {
     const char *eq = memchr(p, '=', len);
@@ -38,45 +139,16 @@ static enum lkv_status parse_param(struct uri *u, const char *p, size_t len)
     enum lkv_status st = decode_dup(p, name_len, 1, &name, &nlen);
     if (st != LKV_OK)
         return u->error = "invalid percent-encoding in the query string", st;
-    char **dst = NULL;
-    size_t *dst_len = NULL;
-    if (strcmp(name, "prefix") == 0) {
-        dst = &u->prefix;
-        dst_len = &u->prefix_len;
-    } else if (strcmp(name, "start_after") == 0) {
-        dst = &u->start_after;
-        dst_len = &u->start_after_len;
-    }
-    int is_limit = strcmp(name, "limit") == 0, is_enc = strcmp(name, "encoding") == 0;
+    enum param which = param_of(name, u->route);
     free(name);
-    if (dst == NULL && !is_limit && !is_enc)
+    if (which == P_UNKNOWN)
         return LKV_OK; /* unknown parameters are ignored, as S3 does */
     char *v;
     size_t vlen;
     st = decode_dup(val, val_len, 1, &v, &vlen);
     if (st != LKV_OK)
         return u->error = "invalid percent-encoding in the query string", st;
-    if (dst) {
-        free(*dst);
-        *dst = v;
-        *dst_len = vlen;
-        return LKV_OK;
-    }
-    if (is_enc) {
-        int ok = strcmp(v, "url") == 0;
-        free(v);
-        if (!ok)
-            return u->error = "encoding must be 'url'", LKV_EBADREQ;
-        u->url_encoding = 1;
-        return LKV_OK;
-    }
-    long long n;
-    int ok = config_parse_ll(v, &n) == 0 && n >= 1 && n <= URI_LIMIT_MAX;
-    free(v);
-    if (!ok)
-        return u->error = "limit must be a whole number from 1 to 10000", LKV_EBADREQ;
-    u->limit = (int)n;
-    return LKV_OK;
+    return set_param(u, which, v, vlen);
 }
 
 static enum lkv_status parse_query(struct uri *u, const char *q)
@@ -116,6 +188,7 @@ enum lkv_status uri_parse(const char *raw, struct uri *u)
 {
     memset(u, 0, sizeof(*u));
     u->limit = URI_LIMIT_DEFAULT;
+    u->wait = URI_WAIT_DEFAULT;
     size_t path_len = strcspn(raw, "?#");
     const char *query = raw[path_len] == '?' ? raw + path_len + 1 : NULL;
 
@@ -134,22 +207,22 @@ enum lkv_status uri_parse(const char *raw, struct uri *u)
             u->route = ROUTE_NOT_FOUND;
         return LKV_OK;
     }
-    if (rest_len == 0) {
-        u->route = ROUTE_LIST;
-        if (query) {
-            char *q = strndup(query, strcspn(query, "#"));
-            if (q == NULL)
-                return LKV_ENOMEM;
-            enum lkv_status st = parse_query(u, q);
-            free(q);
+    u->route = rest_len == 0 ? ROUTE_LIST : ROUTE_KEY;
+    if (u->route == ROUTE_KEY) {
+        enum lkv_status st = decode_dup(rest, rest_len, 0, &u->key, &u->key_len);
+        if (st != LKV_OK) {
+            if (st == LKV_EBADREQ)
+                u->error = "invalid percent-encoding in the key";
             return st;
         }
-        return LKV_OK;
     }
-    u->route = ROUTE_KEY;
-    enum lkv_status st = decode_dup(rest, rest_len, 0, &u->key, &u->key_len);
-    if (st == LKV_EBADREQ)
-        u->error = "invalid percent-encoding in the key";
+    if (query == NULL)
+        return LKV_OK;
+    char *q = strndup(query, strcspn(query, "#"));
+    if (q == NULL)
+        return LKV_ENOMEM;
+    enum lkv_status st = parse_query(u, q);
+    free(q);
     return st;
 }
 
@@ -158,7 +231,8 @@ void uri_free(struct uri *u)
     free(u->key);
     free(u->prefix);
     free(u->start_after);
-    u->key = u->prefix = u->start_after = NULL;
+    free(u->index);
+    u->key = u->prefix = u->start_after = u->index = NULL;
 }
 
 static int has_dot_segment(const char *key, size_t len)

@@ -23,6 +23,10 @@ enum route {
 
 #define URI_LIMIT_DEFAULT 1000
 #define URI_LIMIT_MAX 10000
+#define URI_TTL_MAX 315360000     /* seconds: ten years */
+#define URI_WAIT_DEFAULT 60       /* seconds a watch or a lock waits */
+#define URI_WAIT_MAX 600
+#define URI_INDEX_MAX 1024        /* bytes of an index (a list's token) */
 
 struct uri {
     enum route route;
@@ -35,11 +39,24 @@ struct uri {
     size_t start_after_len;
     int limit;              /* list ?limit=, URI_LIMIT_DEFAULT if absent */
     int url_encoding;       /* list ?encoding=url */
+    int values;             /* list ?values=1: entries carry their values */
+    /* both routes */
+    char *index;            /* owned: ?index=, decoded; NULL if absent (a
+                               watch: a key's version, a list's token) */
+    size_t index_len;
+    int wait;               /* ?wait= seconds; URI_WAIT_DEFAULT if absent */
+    int has_wait;           /* ?wait= was given */
+    /* keys */
+    long long ttl;          /* ?ttl= seconds; 0 if absent */
+    int refresh;            /* ?refresh=1 */
     const char *error;      /* static: why parsing failed */
 };
 
 /* Parses raw (NUL-terminated request target). Returns LKV_OK, LKV_EBADREQ
- * with out->error set (bad percent-encoding, bad limit), or LKV_ENOMEM.
+ * with out->error set (bad percent-encoding, a parameter out of range), or
+ * LKV_ENOMEM. Each route reads its own parameters (a key: ttl, refresh,
+ * index, wait; a list: prefix, start_after, limit, encoding, values, index,
+ * wait) and ignores any other, as S3 does.
  * out must be released with uri_free() whatever the result. */
 enum lkv_status uri_parse(const char *raw, struct uri *out);
 

@@ -51,6 +51,18 @@ void version_http_date(uint64_t v, char out[VERSION_DATE_LEN])
              month[m - 1], y, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
 }
 
+void version_rfc3339(uint64_t us, char out[VERSION_DATE_LEN])
+{
+    int64_t secs = (int64_t)(us / 1000000u);
+    int64_t days = secs / 86400, rem = secs % 86400;
+    int y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, VERSION_DATE_LEN, "%04d-%02u-%02uT%02d:%02d:%02d.%03uZ", y, m, d,
+             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60),
+             (unsigned)(us / 1000u % 1000u));
+}
+
 static const char *skip_ows(const char *p)
 {
     while (*p == ' ' || *p == '\t')

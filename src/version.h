@@ -28,6 +28,10 @@ void version_etag(uint64_t v, char out[VERSION_ETAG_LEN]);
 /* An IMF-fixdate (RFC 9110) for the second of version v. */
 void version_http_date(uint64_t v, char out[VERSION_DATE_LEN]);
 
+/* An instant in microseconds as RFC 3339 UTC with milliseconds,
+ * "2026-11-29T16:40:00.123Z" (expiry instants). */
+void version_rfc3339(uint64_t us, char out[VERSION_DATE_LEN]);
+
 /* Matches an If-Match / If-None-Match header against version v. A weak tag
  * W/"..." matches only when weak_ok (If-None-Match uses weak comparison).
  * Returns 1 when the list contains a tag for v, 0 when not, -1 when the

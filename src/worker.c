@@ -101,6 +101,42 @@ void worker_submit(struct worker *w, struct kv_op *op)
         wake(w);
 }
 
+/* Queues under the inbox lock (set), waking the loop if need be. */
+static void post(struct worker *w, void (*set)(struct worker *, void *), void *arg)
+{
+    pthread_mutex_lock(&w->lock);
+    set(w, arg);
+    int need_wake = !w->woken;
+    w->woken = 1;
+    pthread_mutex_unlock(&w->lock);
+    if (need_wake)
+        wake(w);
+}
+
+static void add_note(struct worker *w, void *arg)
+{
+    struct watch_note *n = arg;
+    n->next = w->notes;
+    w->notes = n;
+}
+
+static void set_close_watches(struct worker *w, void *arg)
+{
+    (void)arg;
+    w->close_watches = 1;
+}
+
+void worker_post_note(struct worker *w, struct watch_note *note)
+{
+    post(w, add_note, note);
+}
+
+void worker_close_watches(struct worker *w)
+{
+    if (w->started)
+        post(w, set_close_watches, NULL);
+}
+
 /* Takes everything from the inbox and acts on it. */
 static void drain_inbox(struct worker *w)
 {
@@ -110,11 +146,18 @@ static void drain_inbox(struct worker *w)
     pthread_mutex_lock(&w->lock);
     struct kv_op *op = w->ops_head;
     struct lane *l = w->delivered;
+    struct watch_note *notes = w->notes;
+    int close_watches = w->close_watches;
     w->ops_head = w->ops_tail = NULL;
     w->delivered = NULL;
+    w->notes = NULL;
     w->woken = 0;
     w->stopping = w->stop;
     pthread_mutex_unlock(&w->lock);
+    if (notes)
+        watch_on_notes(w->be->hub, notes);
+    if (close_watches)
+        watch_close(w->be->hub);
     while (l) {
         struct lane *next = l->next_delivered;
         lane_connected(l);
@@ -135,7 +178,7 @@ static int nlanes(const struct worker *w)
 /* Milliseconds until the earliest lane deadline, or -1 for none. */
 static int next_timeout_ms(struct worker *w)
 {
-    uint64_t first = 0;
+    uint64_t first = w->index == 0 && w->be->hub ? watch_deadline(w->be->hub) : 0;
     for (int i = 0; i < nlanes(w); i++) {
         uint64_t d = lane_deadline(&w->lanes[i]);
         if (d && (first == 0 || d < first))
@@ -150,6 +193,8 @@ static int next_timeout_ms(struct worker *w)
 static void on_time(struct worker *w)
 {
     uint64_t now = clock_mono_us();
+    if (w->index == 0 && w->be->hub)
+        watch_on_time(w->be->hub, now);
     for (int i = 0; i < nlanes(w); i++) {
         uint64_t d = lane_deadline(&w->lanes[i]);
         if (d && d <= now)
@@ -188,6 +233,8 @@ static void *run(void *arg)
         on_time(w);
     }
     /* Stopping: answer everything pending. */
+    if (w->index == 0 && w->be->hub)
+        watch_close(w->be->hub);
     for (int i = 0; i < nlanes(w); i++)
         lane_close(&w->lanes[i], LKV_EUNAVAIL);
     drain_inbox(w);

@@ -28,6 +28,7 @@
 #include "stats.h"
 
 struct kv_op;
+struct watch_note;
 
 /* What every worker shares, read-only while they run. */
 struct backend {
@@ -35,6 +36,7 @@ struct backend {
     const char *const *sql;        /* ref: kvsql texts */
     struct prober *probers;        /* ref: one per partition */
     int partitions;
+    struct watch_hub *hub;         /* ref: waiting requests, at home on worker 0 */
 };
 
 struct worker {
@@ -47,6 +49,8 @@ struct worker {
     pthread_mutex_t lock;         /* the inbox */
     struct kv_op *ops_head, *ops_tail;  /* under lock */
     struct lane *delivered;       /* under lock: lanes whose connection came */
+    struct watch_note *notes;     /* under lock: keys written (worker 0) */
+    int close_watches;            /* under lock: answer waiting requests (worker 0) */
     int stop;                     /* under lock */
     int woken;                    /* under lock: evfd already written */
     int stopping;                 /* loop-local copy of stop */
@@ -73,6 +77,13 @@ void worker_free(struct worker *w);
  * worker's thread, or at once on the caller's when the worker has stopped
  * (then with LKV_EUNAVAIL). */
 void worker_submit(struct worker *w, struct kv_op *op);
+
+/* Hands a written key to worker 0's watch hub (any thread). */
+void worker_post_note(struct worker *w, struct watch_note *note);
+
+/* Has worker 0 answer every waiting request (503) and refuse new waits:
+ * the first step of a shutdown (any thread). */
+void worker_close_watches(struct worker *w);
 
 /* The lane of partition p and kind k (worker thread only). */
 struct lane *worker_lane(struct worker *w, int p, enum lane_kind k);

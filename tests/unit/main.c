@@ -10,6 +10,7 @@ Suite *version_suite(void);
 Suite *config_suite(void);
 Suite *render_suite(void);
 Suite *rcache_suite(void);
+Suite *token_suite(void);
 
 int main(void)
 {
@@ -21,6 +22,7 @@ int main(void)
     srunner_add_suite(sr, config_suite());
     srunner_add_suite(sr, render_suite());
     srunner_add_suite(sr, rcache_suite());
+    srunner_add_suite(sr, token_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -75,6 +75,41 @@ START_TEST(list_parameters)
 }
 END_TEST
 
+START_TEST(key_and_watch_parameters)
+{
+    struct uri u;
+    ck_assert_int_eq(uri_parse("/bucket/k?ttl=315360000&refresh=1&index=42&wait=600", &u), LKV_OK);
+    ck_assert_int_eq(u.ttl, 315360000);
+    ck_assert_int_eq(u.refresh, 1);
+    ck_assert_str_eq(u.index, "42");
+    ck_assert_int_eq(u.wait, 600);
+    ck_assert_int_eq(u.has_wait, 1);
+    uri_free(&u);
+    ck_assert_int_eq(uri_parse("/bucket/k", &u), LKV_OK);
+    ck_assert_int_eq(u.ttl, 0);
+    ck_assert_int_eq(u.wait, URI_WAIT_DEFAULT);
+    ck_assert_int_eq(u.has_wait, 0);
+    ck_assert_ptr_null(u.index);
+    uri_free(&u);
+    /* each route reads its own parameters and ignores the others' */
+    ck_assert_int_eq(uri_parse("/bucket/k?limit=x&values=x&prefix=%zz", &u), LKV_OK);
+    uri_free(&u);
+    ck_assert_int_eq(uri_parse("/bucket/?ttl=x&refresh=x&values=1", &u), LKV_OK);
+    ck_assert_int_eq(u.values, 1);
+    uri_free(&u);
+    const char *bad[] = {"/bucket/k?ttl=", "/bucket/k?ttl=0", "/bucket/k?ttl=1.5",
+                         "/bucket/k?ttl=2s", "/bucket/k?ttl=-1", "/bucket/k?ttl=315360001",
+                         "/bucket/k?ttl=%2B5", "/bucket/k?refresh=2", "/bucket/k?wait=0",
+                         "/bucket/k?wait=601", "/bucket/?wait=", "/bucket/?values=2",
+                         "/bucket/?values="};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(uri_parse(bad[i], &u) == LKV_EBADREQ, "%s", bad[i]);
+        ck_assert_ptr_nonnull(u.error);
+        uri_free(&u);
+    }
+}
+END_TEST
+
 START_TEST(key_checks)
 {
     const char *why;
@@ -99,6 +134,7 @@ Suite *uri_suite(void)
     tcase_add_test(tc, key_keeps_plus_and_nul);
     tcase_add_test(tc, list_parameters);
     tcase_add_test(tc, key_checks);
+    tcase_add_test(tc, key_and_watch_parameters);
     suite_add_tcase(s, tc);
     return s;
 }

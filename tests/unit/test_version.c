@@ -46,6 +46,18 @@ START_TEST(http_date)
 }
 END_TEST
 
+START_TEST(rfc3339)
+{
+    char d[VERSION_DATE_LEN];
+    version_rfc3339(784111777ULL * 1000000ULL + 123999, d);
+    ck_assert_str_eq(d, "1994-11-06T08:49:37.123Z");
+    version_rfc3339(951782400ULL * 1000000ULL + 999, d); /* below a millisecond */
+    ck_assert_str_eq(d, "2000-02-29T00:00:00.000Z");
+    version_rfc3339(4102444799ULL * 1000000ULL + 999999, d);
+    ck_assert_str_eq(d, "2099-12-31T23:59:59.999Z");
+}
+END_TEST
+
 Suite *version_suite(void)
 {
     Suite *s = suite_create("version");
@@ -53,6 +65,7 @@ Suite *version_suite(void)
     tcase_add_test(tc, etag_format);
     tcase_add_test(tc, etag_lists);
     tcase_add_test(tc, http_date);
+    tcase_add_test(tc, rfc3339);
     suite_add_tcase(s, tc);
     return s;
 }
