@@ -305,7 +305,10 @@ static void on_change(struct watch_hub *h, const char *key, size_t len, int has_
         op = h->bucket[slot_of(h, 1, key, plen)];
         while (op) {
             struct kv_op *next = op->w_next;
-            if (op_watches(op, 1, key, plen))
+            /* A row whose index is not above the token's T was the same
+             * when the token was made (any change gives an index above T):
+             * the scans' look-back window must not wake such watchers. */
+            if (op_watches(op, 1, key, plen) && (!has_index || index > op->watch_token.t))
                 wake(h, op, woken);
             op = next;
         }
@@ -445,7 +448,8 @@ static void poll_done(struct job *j)
                       pl->changes[i].index, &woken);
     }
     /* This poll's rows are what the next one must not report again. */
-    qsort(pl->cur, pl->ncur, sizeof(*pl->cur), cmp_u64);
+    if (pl->ncur > 1)
+        qsort(pl->cur, pl->ncur, sizeof(*pl->cur), cmp_u64);
     uint64_t *old = pl->seen;
     size_t old_cap = pl->capseen;
     pl->seen = pl->cur;
