@@ -560,6 +560,8 @@ static void finish_list(struct request *req, struct reply *rep)
     int url = u->url_encoding;
     for (size_t i = 0; i < count && !url; i++)
         url = !codec_utf8_valid(kl->item[i].key, kl->item[i].len);
+    if (op->values_cut && !url)
+        url = !codec_utf8_valid(op->cut_after.key, op->cut_after.len);
     enum media m = negotiate_media(req->accept, NULL);
     int markup = m == MEDIA_XML || m == MEDIA_HTML;
     json_t *keys = json_array();
@@ -568,6 +570,14 @@ static void finish_list(struct request *req, struct reply *rep)
         /* With values, each entry is the key's document, as GET renders it. */
         json_t *s = u->values ? value_doc(kl->item[i].rec, markup)
                               : key_json(&kl->item[i], url, &enc);
+        if (s && u->values && url) {
+            /* a page of keys percent-encoded ("encoding": "url") */
+            json_object_del(s, "key_encoding");
+            if (json_object_set_new(s, "key", key_json(&kl->item[i], 1, &enc)) != 0) {
+                json_decref(s);
+                s = NULL;
+            }
+        }
         if (s == NULL || json_array_append_new(keys, s) != 0) {
             json_decref(keys);
             keys = NULL;
@@ -580,7 +590,10 @@ static void finish_list(struct request *req, struct reply *rep)
     if (doc && url)
         json_object_set_new(doc, "encoding", json_string("url"));
     if (doc && truncated) {
-        json_t *next = key_json(&kl->item[count - 1], url, &enc);
+        /* With values, the page may have lost keys deleted since they were
+         * listed: it ends where the listing ended. */
+        const struct kv_key *last = op->values_cut ? &op->cut_after : &kl->item[count - 1];
+        json_t *next = key_json(last, url, &enc);
         if (next == NULL || json_object_set_new(doc, "next_start_after", next) != 0) {
             json_decref(doc);
             doc = NULL;

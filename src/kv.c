@@ -304,6 +304,21 @@ static void read_values(struct kv_op *op)
         take++;
     }
     op->values_cut = take < op->keys.n; /* the page ends early: truncated */
+    if (op->values_cut) {
+        /* The next page starts after the last key taken, even if it is
+         * deleted before its value is read. */
+        op->cut_after = op->keys.item[take - 1];
+        op->keys.item[take - 1].key = strdup(op->cut_after.key);
+        if (op->keys.item[take - 1].key == NULL) {
+            op->keys.item[take - 1].key = op->cut_after.key;
+            op->cut_after.key = NULL;
+            for (size_t i = take; i < op->keys.n; i++)
+                free(op->keys.item[i].key);
+            op->keys.n = take;
+            finish(op, LKV_ENOMEM);
+            return;
+        }
+    }
     for (size_t i = take; i < op->keys.n; i++)
         free(op->keys.item[i].key);
     op->keys.n = take;
@@ -803,6 +818,8 @@ void kv_run(struct worker *w, struct kv_op *op)
         watch_park(w->be->hub, op);
         return;
     }
+    if (op->watch != WATCH_NONE)
+        op->watch_seq = watch_seq(w->be->hub);
     switch (op->kind) {
     case KV_OP_READ: run_read(w, op); return;
     case KV_OP_WRITE: run_write(w, op); return;
@@ -825,6 +842,8 @@ void kv_op_free(struct kv_op *op)
         free(op->rec.value);
         op->rec.value = NULL;
     }
+    free(op->cut_after.key);
+    op->cut_after.key = NULL;
     for (size_t i = 0; i < op->nreads; i++)
         free(op->reads[i].rec.value);
     free(op->reads);

@@ -82,6 +82,9 @@ struct kv_op {
     struct kv_keys keys;        /* list: sorted */
     int values_cut;             /* list with values: keys listed were left
                                    for the next page (limit, byte budget) */
+    struct kv_key cut_after;    /* ... and the last key of this page as
+                                   listed (owned key; the page's own last
+                                   one may have gone since) */
     long long deleted;          /* delete-tree: keys deleted */
     void (*done)(struct kv_op *op);
     void *arg;                  /* ref: the caller's */
@@ -93,6 +96,7 @@ struct kv_op {
     size_t watch_key_len;
     uint64_t watch_deadline_us; /* monotonic: when the wait passes */
     int watch_final;            /* the wait passed: answer as things stand */
+    uint64_t watch_seq;         /* watch_seq() when its last run began */
     int parking;                /* handed to the hub's worker to park */
     struct watch_token list_token; /* list: the token it answers with */
     struct kv_op *w_next, *w_prev, *w_all_next, *w_all_prev; /* the hub's */

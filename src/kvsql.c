@@ -55,19 +55,21 @@ static const char *const templates[] = {
     [KV_LIST_LEN_FROM] = "SELECT k, LENGTH(v) FROM `@T` WHERE k >= ? AND " LIVE_AT
                          " ORDER BY k LIMIT ?",
     /* Each half is an index range (by_tombstone, by_expiry); the second
-     * leaves out what the first returns. */
+     * leaves out what the first returns. Only rows written here (not
+     * copies, seq 0): a key's changes are its master's. */
     [KV_CHANGES] = "(SELECT k, version, deleted, expires_at FROM `@T`"
-                   " WHERE deleted IN (0, 1) AND version > ? LIMIT " CHANGES_MAX ")"
+                   " WHERE deleted IN (0, 1) AND version > ? AND (seq IS NULL OR seq > 0)"
+                   " LIMIT " CHANGES_MAX ")"
                    " UNION ALL (SELECT k, version, deleted, expires_at FROM `@T`"
                    " WHERE version <= ? AND expires_at > ? AND expires_at <= ? AND deleted = 0"
-                   " LIMIT " CHANGES_MAX ")",
+                   " AND (seq IS NULL OR seq > 0) LIMIT " CHANGES_MAX ")",
     [KV_PREFIX_FROM] = "(SELECT k, version, deleted, expires_at FROM `@T`"
-                       " WHERE k >= ? AND version > ?)"
+                       " WHERE k >= ? AND deleted IN (0, 1) AND version > ?)"
                        " UNION ALL (SELECT k, version, deleted, expires_at FROM `@T`"
                        " WHERE k >= ? AND version <= ? AND expires_at > ? AND expires_at <= ?"
                        " AND deleted = 0)",
     [KV_PREFIX_RANGE] = "(SELECT k, version, deleted, expires_at FROM `@T`"
-                        " WHERE k >= ? AND k < ? AND version > ?)"
+                        " WHERE k >= ? AND k < ? AND deleted IN (0, 1) AND version > ?)"
                         " UNION ALL (SELECT k, version, deleted, expires_at FROM `@T`"
                         " WHERE k >= ? AND k < ? AND version <= ? AND expires_at > ?"
                         " AND expires_at <= ? AND deleted = 0)",

@@ -47,7 +47,7 @@ void lane_init(struct lane *l, struct worker *w, struct prober *prober, int part
     l->prober = prober;
     l->partition = partition;
     l->kind = kind;
-    l->max_batch = kind == LANE_LIST || kind == LANE_SCAN ? 1
+    l->max_batch = kind == LANE_LIST || kind == LANE_SCAN || kind == LANE_POLL ? 1
                    : max_batch < 1 ? 1
                    : max_batch > KVSQL_MANY_MAX ? KVSQL_MANY_MAX
                                                 : max_batch;
@@ -655,7 +655,8 @@ static void run_batch(struct lane *l)
     case LANE_WRITE: start_write(l); break;
     case LANE_COPY: start_copy(l); break;
     case LANE_LIST: start_list(l); break;
-    case LANE_SCAN: start_scan(l); break;
+    case LANE_SCAN:
+    case LANE_POLL: start_scan(l); break;
     default: end_batch(l, LKV_EINTERNAL);
     }
 }

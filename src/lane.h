@@ -15,7 +15,9 @@
  *               commits; a request alone and unconditional is one statement
  *   LANE_COPY   copies of canonical writes: a multi-row versioned upsert
  *   LANE_LIST   one list page at a time
- *   LANE_SCAN   one scan of changed rows at a time (watch.h)
+ *   LANE_SCAN   one scan of changed rows at a time (lists' tokens)
+ *   LANE_POLL   the same, for the watch hub's change scans, so that they
+ *               never queue behind tokens (watch.h)
  *
  * A batch never holds two writes of one key: the second waits for the next
  * transaction, so writes of a key are applied in arrival order. Since every
@@ -44,7 +46,7 @@
  * expires_at. */
 #define LANE_ROW_PARAMS 6
 
-enum lane_kind { LANE_READ, LANE_WRITE, LANE_COPY, LANE_LIST, LANE_SCAN, LANE_KINDS };
+enum lane_kind { LANE_READ, LANE_WRITE, LANE_COPY, LANE_LIST, LANE_SCAN, LANE_POLL, LANE_KINDS };
 
 /* A scan (LANE_SCAN): one statement of rows (k, version, deleted,
  * expires_at) with its parameters, each a blob (blob != NULL) or a number. */

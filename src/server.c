@@ -185,7 +185,8 @@ static void op_done(struct kv_op *op)
     struct request *req = op->arg;
     struct lkv_server *srv = req->srv;
     struct MHD_Connection *conn = req->conn;
-    (void)srv;
+    if (op->watch != WATCH_NONE)
+        watch_end(srv->backend.hub);
     handle_op_done(req, &req->reply);
     MHD_resume_connection(conn);
 }
@@ -202,6 +203,8 @@ static void dispatch(struct lkv_server *srv, struct MHD_Connection *conn, struct
         w = (int)(atomic_fetch_add(&srv->next_worker, 1) % (unsigned)srv->nworkers);
     else
         w = kv_route(op->rec.key, op->rec.key_len, srv->nworkers);
+    if (op->watch != WATCH_NONE)
+        watch_begin(srv->backend.hub); /* writes are noted from now on */
     req->dispatched = 1;
     req->conn = conn;
     req->srv = srv;

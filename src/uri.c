@@ -137,6 +137,8 @@ static enum lkv_status parse_param(struct uri *u, const char *p, size_t len)
     char *name;
     size_t nlen;
     enum lkv_status st = decode_dup(p, name_len, 1, &name, &nlen);
+    if (st == LKV_EBADREQ && u->route == ROUTE_KEY)
+        return LKV_OK; /* not a name a key reads: ignored, as before there were any */
     if (st != LKV_OK)
         return u->error = "invalid percent-encoding in the query string", st;
     enum param which = param_of(name, u->route);

@@ -28,6 +28,18 @@
 #include "worker.h"
 
 #define MAX_PREFIX_LENS 64 /* distinct watched prefix lengths indexed; more: swept */
+#define RECENT_MAX 4096    /* changes remembered for requests about to park */
+
+/* A change looked up by the hub, kept for a request that read the database
+ * before it and parks after it (watch_park): without it, that request
+ * would wait for a change it never saw. */
+struct recent {
+    uint64_t seq;               /* 0: an empty slot */
+    int has_index;
+    uint64_t index;
+    size_t len;
+    char *key;                  /* owned */
+};
 
 /* The rows one poll of a partition found. */
 struct change {
@@ -73,6 +85,12 @@ struct watch_hub {
     int nprefix_lens;
     int prefix_overflow;        /* prefix watches whose length is not indexed */
     struct watch_note *notes;   /* owned: waiting to be looked up */
+    atomic_uint_fast64_t seq;   /* batches of changes looked up so far */
+    atomic_int active;          /* waiting requests alive, parked or running */
+    struct recent *recent;      /* owned: ring of the last RECENT_MAX changes */
+    size_t recent_next;         /* where the next one goes */
+    uint64_t lost_seq;          /* the last batch with a change not remembered */
+    uint64_t overflow_logged_us;
     uint64_t notes_due_us;
     uint64_t next_poll_us;
     struct hub_poll *poll;      /* owned: one per partition */
@@ -251,10 +269,8 @@ static void rerun(struct watch_hub *h, struct kv_op *op)
 {
     stats_add(worker_stats(h->home), watch_wakeups_total, 1);
     if (op->watch == WATCH_LOCK) {
-        if (op->watch_final) {
-            answer(op, LKV_EPRECOND); /* the wait passed; the lock is untouched */
-            return;
-        }
+        /* When the wait has passed this is the last attempt: 412 if the
+         * lock is still held (kv.c parks only before the deadline). */
         int w = kv_route(op->rec.key, op->rec.key_len, h->nworkers);
         worker_submit(&h->workers[w], op);
         return;
@@ -318,10 +334,56 @@ static void on_change(struct watch_hub *h, const char *key, size_t len, int has_
         for (op = h->all; op; op = next) {
             next = op->w_all_next;
             if (is_prefix_watch(op) && op->watch_key_len <= len &&
-                memcmp(op->watch_key, key, op->watch_key_len) == 0)
+                memcmp(op->watch_key, key, op->watch_key_len) == 0 &&
+                (!has_index || index > op->watch_token.t))
                 wake(h, op, woken);
         }
     }
+}
+
+/* Remembers a change of the batch being looked up (numbered h->seq). */
+static void remember(struct watch_hub *h, const char *key, size_t len, int has_index,
+                     uint64_t index)
+{
+    struct recent *r = &h->recent[h->recent_next];
+    char *copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        h->lost_seq = atomic_load_explicit(&h->seq, memory_order_relaxed);
+        return;
+    }
+    memcpy(copy, key, len);
+    free(r->key);
+    r->key = copy;
+    r->len = len;
+    r->has_index = has_index;
+    r->index = index;
+    r->seq = atomic_load_explicit(&h->seq, memory_order_relaxed);
+    h->recent_next = (h->recent_next + 1) % RECENT_MAX;
+}
+
+/* Whether a change op may not have seen was looked up since op began its
+ * last run (op->watch_seq): then it must run again rather than park. The
+ * ring is in batch order: walk back from the newest to the first batch op
+ * saw. */
+static int missed(const struct watch_hub *h, const struct kv_op *op)
+{
+    if (h->lost_seq > op->watch_seq)
+        return 1; /* a change could not be remembered */
+    for (size_t n = 0; n < RECENT_MAX; n++) {
+        const struct recent *r = &h->recent[(h->recent_next + RECENT_MAX - 1 - n) % RECENT_MAX];
+        if (r->seq <= op->watch_seq)
+            return 0; /* op began after this one: it saw the rest */
+        if (is_prefix_watch(op)) {
+            if (r->len >= op->watch_key_len &&
+                memcmp(r->key, op->watch_key, op->watch_key_len) == 0 &&
+                (!r->has_index || r->index > op->watch_token.t))
+                return 1;
+        } else if (r->len == op->watch_key_len && memcmp(r->key, op->watch_key, r->len) == 0 &&
+                   (!r->has_index || r->index != op->watch_index)) {
+            return 1;
+        }
+    }
+    return 1; /* more changes than the ring holds since op began */
 }
 
 /* Whether op can still be answered by its partitions. */
@@ -434,8 +496,14 @@ static void poll_done(struct job *j)
     if (pl->rows >= KVSQL_CHANGES_MAX) {
         /* More changes than one poll reads: wake everything this partition
          * may concern; each judges on the database's state. */
-        log_warn("partition %d: over %d changes in %d ms; every watch on it runs again",
-                 pl->partition, KVSQL_CHANGES_MAX, WATCH_POLL_MS + WATCH_SLACK_MS);
+        uint64_t now = clock_mono_us();
+        if (now - h->overflow_logged_us > 60000000u) {
+            h->overflow_logged_us = now;
+            log_warn("partition %d: over %d changes in %d ms; every watch on it runs again "
+                     "(logged once a minute)",
+                     pl->partition, KVSQL_CHANGES_MAX, WATCH_POLL_MS + WATCH_SLACK_MS);
+        }
+        h->lost_seq = atomic_fetch_add_explicit(&h->seq, 1, memory_order_relaxed) + 1;
         for (struct kv_op *op = h->all, *next; op; op = next) {
             next = op->w_all_next;
             if (is_prefix_watch(op) ||
@@ -443,9 +511,12 @@ static void poll_done(struct job *j)
                 wake(h, op, &woken);
         }
     } else {
-        for (size_t i = 0; i < pl->nchanges; i++)
-            on_change(h, pl->keys.data + pl->changes[i].off, pl->changes[i].len, 1,
-                      pl->changes[i].index, &woken);
+        atomic_fetch_add_explicit(&h->seq, 1, memory_order_relaxed);
+        for (size_t i = 0; i < pl->nchanges; i++) {
+            const char *key = pl->keys.data + pl->changes[i].off;
+            remember(h, key, pl->changes[i].len, 1, pl->changes[i].index);
+            on_change(h, key, pl->changes[i].len, 1, pl->changes[i].index, &woken);
+        }
     }
     /* This poll's rows are what the next one must not report again. */
     if (pl->ncur > 1)
@@ -468,7 +539,10 @@ static void start_poll(struct hub_poll *pl, uint64_t now_real)
 {
     struct watch_hub *h = pl->hub;
     uint64_t slack = (uint64_t)WATCH_SLACK_MS * 1000u;
-    uint64_t from = pl->last_to ? pl->last_to : now_real - slack;
+    /* From the last poll, or (after a quiet spell with nothing waiting)
+     * far enough back for the requests that just parked: they read the
+     * database moments ago. */
+    uint64_t from = pl->last_to > now_real - 10 * slack ? pl->last_to : now_real - slack;
     struct scan_args *a = &pl->args;
     memset(a, 0, sizeof(*a));
     a->stmt = KV_CHANGES;
@@ -485,7 +559,7 @@ static void start_poll(struct hub_poll *pl, uint64_t now_real)
     pl->rows = 0;
     pl->busy = 1;
     stats_add(worker_stats(h->home), watch_scans_total, 1);
-    lane_submit(worker_lane(h->home, pl->partition, LANE_SCAN), &pl->job);
+    lane_submit(worker_lane(h->home, pl->partition, LANE_POLL), &pl->job);
 }
 
 static void poll_all(struct watch_hub *h)
@@ -510,11 +584,16 @@ struct watch_hub *watch_hub_new(struct worker *workers, int nworkers)
     h->nworkers = nworkers;
     h->nbuckets = 1024;
     h->bucket = calloc(h->nbuckets, sizeof(struct kv_op *));
-    if (h->bucket == NULL) {
+    h->recent = calloc(RECENT_MAX, sizeof(*h->recent));
+    if (h->bucket == NULL || h->recent == NULL) {
+        free(h->bucket);
+        free(h->recent);
         free(h);
         return NULL;
     }
     atomic_init(&h->parked, 0);
+    atomic_init(&h->active, 0);
+    atomic_init(&h->seq, 1);
     return h;
 }
 
@@ -558,13 +637,16 @@ void watch_hub_free(struct watch_hub *h)
         free(h->notes);
         h->notes = next;
     }
+    for (size_t i = 0; i < RECENT_MAX; i++)
+        free(h->recent[i].key);
+    free(h->recent);
     free(h->bucket);
     free(h);
 }
 
 void watch_notify(struct watch_hub *h, const char *key, size_t len)
 {
-    if (h == NULL || atomic_load_explicit(&h->parked, memory_order_relaxed) == 0)
+    if (h == NULL || atomic_load_explicit(&h->active, memory_order_relaxed) == 0)
         return;
     struct watch_note *n = malloc(sizeof(*n) + len);
     if (n == NULL)
@@ -592,8 +674,10 @@ static void run_notes(struct watch_hub *h)
     struct kv_op *woken = NULL;
     struct watch_note *n = h->notes;
     h->notes = NULL;
+    atomic_fetch_add_explicit(&h->seq, 1, memory_order_relaxed);
     while (n) {
         struct watch_note *next = n->next;
+        remember(h, n->key, n->len, 0, 0);
         on_change(h, n->key, n->len, 0, 0, &woken);
         free(n);
         n = next;
@@ -614,15 +698,37 @@ void watch_park(struct watch_hub *h, struct kv_op *op)
         answer(op, LKV_EUNAVAIL);
         return;
     }
+    if (missed(h, op)) {
+        rerun(h, op); /* something changed since it read the database */
+        return;
+    }
     op->worker = h->home;
     if (heap_push(h, op) != 0) {
         answer(op, LKV_ENOMEM);
         return;
     }
-    if (atomic_load_explicit(&h->parked, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&h->parked, memory_order_relaxed) == 0) {
         h->next_poll_us = clock_mono_us(); /* start looking now */
+        for (int p = 0; p < h->partitions; p++)  /* not looked at while idle */
+            h->down[p] = prober_backing_off(&h->home->be->probers[p]);
+    }
     link_op(h, op);
     maybe_grow(h);
+}
+
+uint64_t watch_seq(const struct watch_hub *h)
+{
+    return h ? atomic_load_explicit(&h->seq, memory_order_relaxed) : 0;
+}
+
+void watch_begin(struct watch_hub *h)
+{
+    atomic_fetch_add_explicit(&h->active, 1, memory_order_relaxed);
+}
+
+void watch_end(struct watch_hub *h)
+{
+    atomic_fetch_sub_explicit(&h->active, 1, memory_order_relaxed);
 }
 
 int watch_waiting(const struct watch_hub *h)

@@ -55,6 +55,16 @@ struct watch_hub;
 struct watch_hub *watch_hub_new(struct worker *workers, int nworkers);
 void watch_hub_free(struct watch_hub *h);
 
+/* A waiting request begins (dispatched) or ends (answered): while any is
+ * alive, written keys are noted (any thread). */
+void watch_begin(struct watch_hub *h);
+void watch_end(struct watch_hub *h);
+
+/* The number of the last batch of changes the hub looked up (any thread):
+ * an operation records it when it reads the database, and parks only if
+ * no change it may not have seen was looked up since. */
+uint64_t watch_seq(const struct watch_hub *h);
+
 /* How many requests wait now (any thread; /metrics). */
 int watch_waiting(const struct watch_hub *h);
 

@@ -92,7 +92,7 @@ START_TEST(key_and_watch_parameters)
     ck_assert_ptr_null(u.index);
     uri_free(&u);
     /* each route reads its own parameters and ignores the others' */
-    ck_assert_int_eq(uri_parse("/bucket/k?limit=x&values=x&prefix=%zz", &u), LKV_OK);
+    ck_assert_int_eq(uri_parse("/bucket/k?limit=x&values=x&prefix=%zz&%zz=1", &u), LKV_OK);
     uri_free(&u);
     ck_assert_int_eq(uri_parse("/bucket/?ttl=x&refresh=x&values=1", &u), LKV_OK);
     ck_assert_int_eq(u.values, 1);
