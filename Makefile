@@ -1,6 +1,9 @@
 # lazykv -- build, run, test.  See README.md.
 #
-#   make            build bin/lazykvd, bin/lazykv-admin, bin/lazykv-sync
+#   make            build bin/lazykvd, bin/lazykv-admin, bin/lazykv-sync, and the
+#                   client side: lib/liblazykv.{a,so.1}, lazykv.pc, bin/lazykv
+#   make install    the client library, its header, lazykv.pc and the programs
+#                   under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local)
 #   make run        local 3-node MariaDB cluster + lazykvd on :8080 (+ sync)
 #   make test       unit + integration tests against a throwaway test cluster
 #   make asan       the same tests with AddressSanitizer + UBSan builds
@@ -28,7 +31,7 @@ SYNC      = sync lazykv_sync
 
 obj = $(patsubst %,$(BUILD)/%.o,$(1))
 
-all: $(BIN)/lazykvd $(BIN)/lazykv-admin $(BIN)/lazykv-sync
+all: $(BIN)/lazykvd $(BIN)/lazykv-admin $(BIN)/lazykv-sync client
 
 $(BUILD)/%.o: src/%.c | $(BUILD)
 	$(CC) $(CFLAGS) -c -o $@ $<
@@ -48,14 +51,63 @@ $(BIN)/lazykv-admin: $(call obj,$(COMMON) $(ADMIN) schema_sql) | $(BIN)
 $(BIN)/lazykv-sync: $(call obj,$(COMMON) $(SYNC)) | $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# ---- the client side: liblazykv, lazykv.pc, bin/lazykv ----------------------
+# Kept apart from the server (src/client/): it links libcurl and jansson,
+# not MariaDB. The shared library exports only lazykv.h's functions.
+LIB       ?= lib
+CLIENT    = util lkv
+CLIENT_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(OPT) $(WARN) -MMD -MP -fPIC -fvisibility=hidden                 $(shell pkg-config --cflags libcurl jansson 2>/dev/null) -Isrc/client
+CLIENT_LIBS   = $(shell pkg-config --libs libcurl jansson 2>/dev/null) -lpthread
+LIB_VERSION   = 1.0.0
+PREFIX   ?= /usr/local
+
+client: $(LIB)/liblazykv.a $(LIB)/liblazykv.so $(LIB)/lazykv.pc $(BIN)/lazykv
+
+$(BUILD)/client/%.o: src/client/%.c | $(BUILD)/client
+	$(CC) $(CLIENT_CFLAGS) -c -o $@ $<
+
+$(LIB)/liblazykv.a: $(patsubst %,$(BUILD)/client/%.o,$(CLIENT)) | $(LIB)
+	rm -f $@
+	ar rcs $@ $^
+
+$(LIB)/liblazykv.so.1: $(patsubst %,$(BUILD)/client/%.o,$(CLIENT)) | $(LIB)
+	$(CC) -shared -Wl,-soname,liblazykv.so.1 $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
+
+$(LIB)/liblazykv.so: $(LIB)/liblazykv.so.1
+	ln -sf liblazykv.so.1 $@
+
+# For the source tree (lib/, src/client/); `make install` writes one for PREFIX.
+$(LIB)/lazykv.pc: tools/lazykv.pc.in Makefile | $(LIB)
+	sed -e 's|@PREFIX@|$(CURDIR)|; s|@LIBDIR@|$(CURDIR)/$(LIB)|; s|@INCLUDEDIR@|$(CURDIR)/src/client|' 	    -e 's|@VERSION@|$(LIB_VERSION)|' $< > $@
+
+$(BIN)/lazykv: $(BUILD)/client/cli.o $(LIB)/liblazykv.a | $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
+
+# The library's integration test program (tests/integration/test_client_lib.py).
+$(BUILD)/lkv_test: tests/client/lkv_test.c $(LIB)/liblazykv.a src/client/lazykv.h | $(BUILD)
+	$(CC) $(CLIENT_CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(LIB)/liblazykv.a $(CLIENT_LIBS)
+
+install: client
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(LIB)/liblazykv.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB)/liblazykv.so.1 $(DESTDIR)$(PREFIX)/lib/liblazykv.so.$(LIB_VERSION)
+	ln -sf liblazykv.so.$(LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/liblazykv.so.1
+	ln -sf liblazykv.so.1 $(DESTDIR)$(PREFIX)/lib/liblazykv.so
+	install -m 644 src/client/lazykv.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(PREFIX)/lib|; s|@INCLUDEDIR@|$(PREFIX)/include|' \
+	    -e 's|@VERSION@|$(LIB_VERSION)|' tools/lazykv.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lazykv.pc
+	install -m 755 $(BIN)/lazykv $(BIN)/lazykvd $(BIN)/lazykv-admin $(BIN)/lazykv-sync \
+	    $(DESTDIR)$(PREFIX)/bin/
+
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_MODS = log buf codec config placement version uri negotiate render rcache token
-$(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS))
-	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
-	    $(call obj,$(UNIT_MODS)) $(LDLIBS) $(shell pkg-config --libs check)
+$(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o
+	$(CC) $(CFLAGS) -Isrc/client -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
+	    $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o $(LDLIBS) $(shell pkg-config --libs check)
 
-$(BUILD) $(BIN):
+$(BUILD) $(BIN) $(LIB) $(BUILD)/client:
 	mkdir -p $@
 
 deps:
@@ -69,7 +121,7 @@ run:
 
 test:
 	@tools/deps.sh test
-	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests
+	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests $(BUILD)/lkv_test
 	@tools/test.sh $(BUILD) $(BIN)
 
 # ---- fuzzing (libFuzzer, clang) -------------------------------------------------
@@ -114,8 +166,8 @@ bench:
 ASAN_OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 asan:
 	@tools/deps.sh test
-	@$(MAKE) --no-print-directory BUILD=build/asan BIN=bin/asan OPT="$(ASAN_OPT)" \
-	    LDFLAGS="-fsanitize=address,undefined" all build/asan/unit_tests
+	@$(MAKE) --no-print-directory BUILD=build/asan BIN=bin/asan LIB=build/asan/lib OPT="$(ASAN_OPT)" \
+	    LDFLAGS="-fsanitize=address,undefined" all build/asan/unit_tests build/asan/lkv_test
 	@LAZYKV_SANITIZER=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    tools/test.sh build/asan bin/asan
 
@@ -128,7 +180,7 @@ valgrind: $(BUILD)/unit_tests
 	    --errors-for-leak-kinds=definite,indirect $(BUILD)/unit_tests
 
 clean:
-	rm -rf build bin
+	rm -rf build bin lib
 
-.PHONY: all run test asan lint clean deps fuzz valgrind bench
--include $(wildcard $(BUILD)/*.d)
+.PHONY: all client install run test asan lint clean deps fuzz valgrind bench
+-include $(wildcard $(BUILD)/*.d $(BUILD)/client/*.d)

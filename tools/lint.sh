@@ -18,7 +18,7 @@ fi
 if command -v cppcheck >/dev/null; then
   # --inline-suppr: any suppression sits next to its code, with its reason.
   cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-    --inline-suppr -I src -D__GNUC__ src/*.c || status=1
+    --inline-suppr -I src -I src/client -D__GNUC__ src/*.c src/client/*.c || status=1
 else
   echo "lint: cppcheck not installed; skipped" >&2
 fi
@@ -27,8 +27,8 @@ if command -v clang-tidy >/dev/null; then
   #  valist.Uninitialized: a clang 14 false positive on va_start'd lists;
   #  easily-swappable-parameters, narrowing-conversions: style, too noisy;
   #  DeprecatedOrUnsafeBufferHandling: flags every snprintf/memcpy.
-  tidy=$(clang-tidy src/*.c --quiet -checks='-*,bugprone-*,clang-analyzer-*,-bugprone-easily-swappable-parameters,-bugprone-narrowing-conversions,-bugprone-reserved-identifier,-bugprone-assignment-in-if-condition,-bugprone-implicit-widening-of-multiplication-result,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,-clang-analyzer-optin.performance.Padding,-clang-analyzer-valist.Uninitialized' \
-    -- -std=gnu11 -D_GNU_SOURCE -Isrc $(pkg-config --cflags libmariadb) 2>/dev/null | grep -E "warning:|error:" || true)
+  tidy=$(clang-tidy src/*.c src/client/*.c --quiet -checks='-*,bugprone-*,clang-analyzer-*,-bugprone-easily-swappable-parameters,-bugprone-narrowing-conversions,-bugprone-reserved-identifier,-bugprone-assignment-in-if-condition,-bugprone-implicit-widening-of-multiplication-result,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,-clang-analyzer-optin.performance.Padding,-clang-analyzer-valist.Uninitialized' \
+    -- -std=gnu11 -D_GNU_SOURCE -Isrc -Isrc/client $(pkg-config --cflags libmariadb libcurl) 2>/dev/null | grep -E "warning:|error:" || true)
   if [ -n "$tidy" ]; then
     echo "$tidy" >&2
     status=1
