@@ -87,7 +87,7 @@ $(BIN)/lazykv: $(BUILD)/client/cli.o $(LIB)/liblazykv.a | $(BIN)
 $(BUILD)/lkv_test: tests/client/lkv_test.c $(LIB)/liblazykv.a src/client/lazykv.h | $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(LIB)/liblazykv.a $(CLIENT_LIBS)
 
-install: client
+install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(LIB)/liblazykv.a $(DESTDIR)$(PREFIX)/lib/
@@ -99,6 +99,8 @@ install: client
 	    -e 's|@VERSION@|$(LIB_VERSION)|' tools/lazykv.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lazykv.pc
 	install -m 755 $(BIN)/lazykv $(BIN)/lazykvd $(BIN)/lazykv-admin $(BIN)/lazykv-sync \
 	    $(DESTDIR)$(PREFIX)/bin/
+	@# the loader's cache, so that programs find liblazykv.so.1 (not into a DESTDIR)
+	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)

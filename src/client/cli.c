@@ -559,8 +559,9 @@ static int cmd_put(struct cli *cli, int argc, char **argv)
         len = strlen(argv[i + 1]);
     } else {
         if (read_all(STDIN_FILENO, &stdin_value, &len) != 0) {
-            say("put", key, "reading stdin: %s", strerror(errno));
-            return errno == ENOMEM ? EXIT_OSERR : EXIT_IOERR;
+            int e = errno;
+            say("put", key, "reading stdin: %s", strerror(e));
+            return e == ENOMEM ? EXIT_OSERR : EXIT_IOERR;
         }
         value = stdin_value;
     }
@@ -1023,7 +1024,10 @@ static pid_t spawn(const char *name, char **argv, char **env)
     if (pid == 0) {
         execvpe(argv[0], argv, env);
         int e = errno;
-        const char *why = strerror(e);
+        /* strerror may take locks: not in a child of a threaded process */
+        const char *why = strerrordesc_np(e);
+        if (why == NULL)
+            why = "cannot run it";
         size_t wl = strnlen(why, 198);
         memcpy(line + pl, why, wl);
         line[pl + wl] = '\n';
@@ -1052,8 +1056,12 @@ static int run_locked(lkv_lock *l, const char *name, unsigned ttl, char **cmdv)
     sa.sa_handler = lock_on_signal;
     sigemptyset(&sa.sa_mask);
     struct sigaction old[N_FORWARDED + 1];
-    for (size_t j = 0; j < N_FORWARDED; j++)
-        sigaction(lock_forwarded[j], &sa, &old[j]);
+    for (size_t j = 0; j < N_FORWARDED; j++) {
+        /* A signal ignored by whoever started us (nohup) stays ignored. */
+        sigaction(lock_forwarded[j], NULL, &old[j]);
+        if (old[j].sa_handler != SIG_IGN)
+            sigaction(lock_forwarded[j], &sa, NULL);
+    }
     sigaction(SIGCHLD, &sa, &old[N_FORWARDED]);
 
     int rc, lost = 0, status = 0, waited = 1;

@@ -114,6 +114,8 @@ uint64_t lkv_lock_token(const lkv_lock *l);
 /* 0 once a renewal failed (the lock may be lost). */
 int lkv_lock_held(const lkv_lock *l);
 lkv_err lkv_lock_release(lkv_lock *l);
+/* Frees l (release it first: a lock freed while held stays held on the
+ * server until its TTL runs out). */
 void lkv_lock_free(lkv_lock *l);
 
 /* ---- beyond libkv's interface ---------------------------------------------------- */

@@ -237,12 +237,27 @@ struct req {
     long timeout_ms;            /* 0: the client's */
 };
 
+/* Appends "name: value" ("Authorization: Bearer" takes a space, not a
+ * colon). 1, or 0 when out of memory (*h unchanged). */
+static int add_header(struct curl_slist **h, const char *name, const char *value)
+{
+    char *line = NULL;
+    const char *sep = strchr(name, ':') ? " " : ": ";
+    if (asprintf(&line, "%s%s%s", name, sep, value) < 0)
+        return 0;
+    struct curl_slist *t = curl_slist_append(*h, line);
+    free(line);
+    if (t == NULL)
+        return 0;
+    *h = t;
+    return 1;
+}
+
 static lkv_err perform_on(lkv *c, const char *base, const struct req *q, struct resp *r,
                           long timeout_ms, CURLcode *code)
 {
     struct lkvu_buf url = {0};
-    struct curl_slist *h = NULL, *t;
-    char line[600];
+    struct curl_slist *h = NULL;
     if (lkvu_puts(&url, base) != 0 || lkvu_puts(&url, q->path) != 0) {
         lkvu_free(&url);
         return LKV_ERR_NOMEM;
@@ -271,28 +286,21 @@ static lkv_err perform_on(lkv *c, const char *base, const struct req *q, struct 
         curl_easy_setopt(k, CURLOPT_POSTFIELDS, q->body ? q->body : "");
         curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
     }
-    /* No "Expect: 100-continue" round trip before a body. */
-    h = curl_slist_append(NULL, "Expect:");
-    if (h && (strcmp(q->method, "PUT") == 0 || strcmp(q->method, "POST") == 0)) {
-        snprintf(line, sizeof(line), "Content-Type: %s",
-                 q->ctype ? q->ctype : "application/octet-stream");
-        if ((t = curl_slist_append(h, line)))
-            h = t;
-    }
-    if (h && q->if_match) {
-        snprintf(line, sizeof(line), "If-Match: %s", q->if_match);
-        if ((t = curl_slist_append(h, line)))
-            h = t;
-    }
-    if (h && q->if_none_match) {
-        snprintf(line, sizeof(line), "If-None-Match: %s", q->if_none_match);
-        if ((t = curl_slist_append(h, line)))
-            h = t;
-    }
-    if (h && c->opt.token) {
-        snprintf(line, sizeof(line), "Authorization: Bearer %s", c->opt.token);
-        if ((t = curl_slist_append(h, line)))
-            h = t;
+    /* No "Expect: 100-continue" round trip before a body. Every header is
+     * needed: a lost If-Match would turn a compare-and-swap into a write. */
+    int ok = (h = curl_slist_append(NULL, "Expect:")) != NULL;
+    if (ok && (strcmp(q->method, "PUT") == 0 || strcmp(q->method, "POST") == 0))
+        ok = add_header(&h, "Content-Type", q->ctype ? q->ctype : "application/octet-stream");
+    if (ok && q->if_match)
+        ok = add_header(&h, "If-Match", q->if_match);
+    if (ok && q->if_none_match)
+        ok = add_header(&h, "If-None-Match", q->if_none_match);
+    if (ok && c->opt.token)
+        ok = add_header(&h, "Authorization: Bearer", c->opt.token);
+    if (!ok) {
+        curl_slist_free_all(h);
+        lkvu_free(&url);
+        return LKV_ERR_NOMEM;
     }
     curl_easy_setopt(k, CURLOPT_HTTPHEADER, h);
     if (c->opt.ca_file)
@@ -308,12 +316,22 @@ static lkv_err perform_on(lkv *c, const char *base, const struct req *q, struct 
     return LKV_OK;
 }
 
-/* A connection that could not be made: try the next endpoint. */
-static int unreachable(CURLcode code)
+/* Whether the request can go to the next endpoint: it never reached this
+ * one (no connection, or a connect that timed out), or it only reads (a
+ * connection broken mid-way may have delivered a write, which must not be
+ * sent twice: that is returned as LKV_ERR_IO). */
+static int try_next(CURL *k, CURLcode code, const char *method)
 {
-    return code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
-           code == CURLE_COULDNT_RESOLVE_PROXY || code == CURLE_SEND_ERROR ||
-           code == CURLE_RECV_ERROR || code == CURLE_GOT_NOTHING;
+    if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
+        code == CURLE_COULDNT_RESOLVE_PROXY)
+        return 1;
+    curl_off_t connected = 0;
+    if (code == CURLE_OPERATION_TIMEDOUT &&
+        curl_easy_getinfo(k, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK && connected == 0)
+        return 1;
+    int reads = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    return reads && (code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR ||
+                     code == CURLE_GOT_NOTHING);
 }
 
 /* Runs q on the endpoints until one answers something other than 503, or
@@ -344,15 +362,11 @@ static lkv_err request(lkv *c, const struct req *q, struct resp *r)
         if (code == CURLE_OK) {
             take_detail(c, r);
             saw_503 = 1;
-        } else if (code == CURLE_OPERATION_TIMEDOUT) {
-            resp_free(r);
-            snprintf(c->err, sizeof(c->err), "%s: %s", c->ep[c->cur], curl_easy_strerror(code));
-            return LKV_ERR_TIMEOUT;
         } else {
             snprintf(c->err, sizeof(c->err), "%s: %s", c->ep[c->cur], curl_easy_strerror(code));
-            if (!unreachable(code)) {
+            if (!try_next(c->curl, code, q->method)) {
                 resp_free(r);
-                return LKV_ERR_IO;
+                return code == CURLE_OPERATION_TIMEDOUT ? LKV_ERR_TIMEOUT : LKV_ERR_IO;
             }
         }
         resp_free(r);
@@ -596,8 +610,10 @@ static lkv_err modified_or_gone(lkv *c, const char *key)
 {
     char saved[sizeof(c->err)];
     memcpy(saved, c->err, sizeof(saved));
-    int exists = 1;
+    int exists = 1, lazy = c->opt.lazy;
+    c->opt.lazy = 0; /* the master decided the 412: ask it */
     lkv_err e = lkv_exists(c, key, &exists);
+    c->opt.lazy = lazy;
     memcpy(c->err, saved, sizeof(saved));
     return e == LKV_OK && !exists ? LKV_ERR_NOT_FOUND : LKV_ERR_KEY_MODIFIED;
 }
@@ -972,8 +988,10 @@ struct lkv_lock {
     pthread_t thread;
     int running;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;          /* on CLOCK_MONOTONIC */
     int quit;                   /* under mu */
+    volatile int abort_renewal; /* stops a renewal in flight (release) */
+    int64_t acquired_ms;        /* when the acquiring request was sent */
 };
 
 API lkv_lock *lkv_lock_new(lkv *c, const char *key, const void *value, size_t len,
@@ -999,8 +1017,15 @@ API lkv_lock *lkv_lock_new(lkv *c, const char *key, const void *value, size_t le
     }
     if (len)
         memcpy(l->value, value, len);
+    /* Renewals are timed on the monotonic clock: setting the wall clock
+     * back must not stop them. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    l->renewer->stop = &l->abort_renewal;
     return l;
 }
 
@@ -1008,7 +1033,7 @@ API lkv_lock *lkv_lock_new(lkv *c, const char *key, const void *value, size_t le
 static int wait_quit(lkv_lock *l, long ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += ms / 1000;
     until.tv_nsec += (ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
@@ -1024,12 +1049,15 @@ static int wait_quit(lkv_lock *l, long ms)
 }
 
 /* Renews at a third of the TTL; gives up (held = 0) when the lock is
- * taken from it, or when it could not renew before the TTL ran out. */
+ * taken from it, or before the TTL could run out unrenewed: the server's
+ * expiry counts from when a renewal was sent, so does this one, less a
+ * margin, so that held turns 0 before anyone else can hold the lock. */
 static void *renew_loop(void *arg)
 {
     lkv_lock *l = arg;
-    long period = (long)l->ttl_s * 1000 / 3;
-    int64_t expires = now_ms() + (int64_t)l->ttl_s * 1000;
+    const long ttl_ms = (long)l->ttl_s * 1000, third = ttl_ms / 3, margin = ttl_ms / 10;
+    int64_t expires = l->acquired_ms + ttl_ms;
+    long period = third;
     while (!wait_quit(l, period)) {
         char etag[24], query[48];
         etag_of(atomic_load(&l->index), etag);
@@ -1037,17 +1065,19 @@ static void *renew_loop(void *arg)
         struct lkvu_buf path = {0};
         struct resp r;
         lkv_err e = LKV_ERR_NOMEM;
-        if (key_path(l->renewer, &path, l->key, 1, query) == 0) {
-            long left = (long)(expires - now_ms());
+        int64_t sent = now_ms();
+        long left = (long)(expires - margin - sent);
+        if (left > 0 && key_path(l->renewer, &path, l->key, 1, query) == 0) {
             struct req q = {.method = "PUT", .path = path.data, .if_match = etag,
-                            .timeout_ms = left > 100 ? left : 100};
+                            .timeout_ms = left};
             e = request(l->renewer, &q, &r);
         }
         lkvu_free(&path);
         if (e == LKV_OK) {
             if (r.status == 200) {
                 atomic_store(&l->index, written_version(&r));
-                expires = now_ms() + (int64_t)l->ttl_s * 1000;
+                expires = sent + ttl_ms;
+                period = third;
                 resp_free(&r);
                 continue;
             }
@@ -1055,11 +1085,13 @@ static void *renew_loop(void *arg)
             atomic_store(&l->held, 0); /* 412/404: someone else has it now */
             return NULL;
         }
-        if (now_ms() >= expires - period / 2) {
+        if (l->abort_renewal)
+            return NULL; /* released */
+        if (now_ms() >= expires - margin - 100) {
             atomic_store(&l->held, 0); /* could not renew in time: maybe lost */
             return NULL;
         }
-        period = period / 2 > 100 ? period / 2 : 100;
+        period = 100; /* try again soon */
     }
     return NULL;
 }
@@ -1070,17 +1102,20 @@ static void stop_renewal(lkv_lock *l)
         return;
     pthread_mutex_lock(&l->mu);
     l->quit = 1;
+    l->abort_renewal = 1;
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
     l->running = 0;
     l->quit = 0;
+    l->abort_renewal = 0;
 }
 
 API lkv_err lkv_lock_acquire(lkv_lock *l, long wait_ms)
 {
     if (atomic_load(&l->held))
         return LKV_OK;
+    stop_renewal(l); /* the thread of a lock lost earlier */
     int64_t deadline = now_ms() + (wait_ms > 0 ? wait_ms : 0);
     for (;;) {
         long left = (long)(deadline - now_ms());
@@ -1099,11 +1134,16 @@ API lkv_err lkv_lock_acquire(lkv_lock *l, long wait_ms)
         struct req q = {.method = "PUT", .path = path.data, .body = l->value, .len = l->len,
                         .if_none_match = "*",
                         .timeout_ms = wait_s * 1000 + l->c->opt.timeout_ms};
+        l->acquired_ms = now_ms(); /* the TTL counts from no later than this */
         lkv_err e = request(l->c, &q, &r);
         lkvu_free(&path);
         if (e != LKV_OK)
             return e;
         if (r.status == 201) {
+            /* A blocking acquire was created just before its answer, not
+             * when it was sent (the renewal margin covers the latency). */
+            if (wait_s > 0)
+                l->acquired_ms = now_ms();
             atomic_store(&l->index, written_version(&r));
             resp_free(&r);
             atomic_store(&l->held, 1);
