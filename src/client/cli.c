@@ -416,7 +416,7 @@ static int parse_seconds(const char *cmd, const char *opt, const char *s, uint64
 /* Checks that a KEY or PREFIX argument is not empty. */
 static int nonempty(const char *cmd, const char *what, const char *s)
 {
-    if (*s != '\0')
+    if (s != NULL && *s != '\0')
         return 0;
     usage_error(cmd, "%s must not be empty", what);
     return -1;
@@ -586,7 +586,10 @@ static int cmd_put(struct cli *cli, int argc, char **argv)
 
 /* ---- rm ---------------------------------------------------------------------- */
 
-static int cmd_rm(struct cli *cli, int argc, char **argv)
+/* The arguments of rm and watch: KEY, or --prefix P. -1 with *subject
+ * set, or the exit code (--help, a usage error). */
+static int key_or_prefix(const char *cmd, const char *help, int argc, char **argv,
+                         const char **subject, int *is_prefix)
 {
     enum { O_HELP, O_PREFIX };
     static const struct optdef defs[] = {
@@ -594,9 +597,9 @@ static int cmd_rm(struct cli *cli, int argc, char **argv)
     };
     const char *prefix = NULL, *arg;
     int i = 1, k;
-    while ((k = opt_next("rm", argc, argv, &i, defs, &arg)) >= 0) {
+    while ((k = opt_next(cmd, argc, argv, &i, defs, &arg)) >= 0) {
         if (k == O_HELP) {
-            fputs(help_rm, stdout);
+            fputs(help, stdout);
             return EXIT_DONE;
         }
         prefix = arg;
@@ -604,12 +607,24 @@ static int cmd_rm(struct cli *cli, int argc, char **argv)
     if (k == OPT_BAD)
         return EXIT_USAGE;
     if (prefix ? argc - i != 0 : argc - i != 1)
-        return usage_error("rm", prefix ? "either KEY or --prefix PREFIX"
-                                 : argc - i ? "one KEY only" : "KEY or --prefix PREFIX is required");
-    const char *subject = prefix ? prefix : argv[i];
+        return usage_error(cmd, prefix ? "either KEY or --prefix PREFIX"
+                                : argc - i ? "one KEY only" : "KEY or --prefix PREFIX is required");
+    *subject = prefix ? prefix : argv[i];
+    *is_prefix = prefix != NULL;
+    return -1;
+}
+
+static int cmd_rm(struct cli *cli, int argc, char **argv)
+{
+    const char *subject = "";
+    int is_prefix = 0;
+    int rc = key_or_prefix("rm", help_rm, argc, argv, &subject, &is_prefix);
+    if (rc >= 0)
+        return rc;
+    const char *prefix = is_prefix ? subject : NULL;
     if (nonempty("rm", prefix ? "PREFIX" : "KEY", subject) != 0)
         return EXIT_USAGE;
-    int rc = cli_open(cli);
+    rc = cli_open(cli);
     if (rc != 0)
         return rc;
     lkv_err e = prefix ? lkv_delete_tree(cli->c, prefix) : lkv_delete(cli->c, subject);
@@ -894,28 +909,15 @@ static void *watch_thread(void *arg)
 
 static int cmd_watch(struct cli *cli, int argc, char **argv)
 {
-    enum { O_HELP, O_PREFIX };
-    static const struct optdef defs[] = {
-        [O_HELP] = {"help", 'h', 0}, [O_PREFIX] = {"prefix", 0, 1}, {NULL, 0, 0},
-    };
-    const char *prefix = NULL, *arg;
-    int i = 1, k;
-    while ((k = opt_next("watch", argc, argv, &i, defs, &arg)) >= 0) {
-        if (k == O_HELP) {
-            fputs(help_watch, stdout);
-            return EXIT_DONE;
-        }
-        prefix = arg;
-    }
-    if (k == OPT_BAD)
+    const char *subject = "";
+    int is_prefix = 0;
+    int rc = key_or_prefix("watch", help_watch, argc, argv, &subject, &is_prefix);
+    if (rc >= 0)
+        return rc;
+    struct watch_job job = {.cli = cli, .subject = subject, .tree = is_prefix};
+    if (nonempty("watch", is_prefix ? "PREFIX" : "KEY", job.subject) != 0)
         return EXIT_USAGE;
-    if (prefix ? argc - i != 0 : argc - i != 1)
-        return usage_error("watch", prefix ? "either KEY or --prefix PREFIX"
-                                    : argc - i ? "one KEY only" : "KEY or --prefix PREFIX is required");
-    struct watch_job job = {.cli = cli, .subject = prefix ? prefix : argv[i], .tree = prefix != NULL};
-    if (nonempty("watch", prefix ? "PREFIX" : "KEY", job.subject) != 0)
-        return EXIT_USAGE;
-    int rc = cli_open(cli);
+    rc = cli_open(cli);
     if (rc != 0)
         return rc;
 

@@ -847,6 +847,24 @@ static int keep_trying(lkv *c, int64_t *failing_since)
     return 1;
 }
 
+/* What a watch does after a request: 0 go on (it answered), 1 try again
+ * (no endpoint answered, for less than timeout_ms), -1 end with *result. */
+static int after_failure(lkv *c, lkv_err e, int64_t *failing_since, lkv_err *result)
+{
+    if (e == LKV_ERR_UNAVAILABLE || e == LKV_ERR_TIMEOUT || e == LKV_ERR_IO) {
+        if (keep_trying(c, failing_since))
+            return 1;
+        *result = LKV_ERR_UNAVAILABLE;
+        return -1;
+    }
+    if (e != LKV_OK) {
+        *result = e;
+        return -1;
+    }
+    *failing_since = 0;
+    return 0;
+}
+
 API lkv_err lkv_watch(lkv *c, const char *key, lkv_watch_fn fn, void *arg,
                       const volatile int *stop)
 {
@@ -873,17 +891,11 @@ API lkv_err lkv_watch(lkv *c, const char *key, lkv_watch_fn fn, void *arg,
             e = status_err(c, &r);
             resp_free(&r);
         }
-        if (e == LKV_ERR_UNAVAILABLE || e == LKV_ERR_TIMEOUT || e == LKV_ERR_IO) {
-            if (keep_trying(c, &failing_since))
-                continue;
-            result = LKV_ERR_UNAVAILABLE;
+        int next = after_failure(c, e, &failing_since, &result);
+        if (next > 0)
+            continue;
+        if (next < 0)
             break;
-        }
-        if (e != LKV_OK) {
-            result = e;
-            break;
-        }
-        failing_since = 0;
         uint64_t now_index = parse_u64(r.index);
         if (first || now_index != index) {
             lkv_pair *p = NULL;
@@ -957,17 +969,11 @@ API lkv_err lkv_watch_tree(lkv *c, const char *prefix, lkv_watch_tree_fn fn, voi
         }
         if (stop && *stop)
             break;
-        if (e == LKV_ERR_UNAVAILABLE || e == LKV_ERR_TIMEOUT || e == LKV_ERR_IO) {
-            if (keep_trying(c, &failing_since))
-                continue;
-            result = LKV_ERR_UNAVAILABLE;
+        int next = after_failure(c, e, &failing_since, &result);
+        if (next > 0)
+            continue;
+        if (next < 0)
             break;
-        }
-        if (e != LKV_OK) {
-            result = e;
-            break;
-        }
-        failing_since = 0;
     }
     c->opt.lazy = saved_lazy;
     c->stop = NULL;
