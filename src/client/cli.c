@@ -435,17 +435,25 @@ static int cli_open(struct cli *cli)
 
 /* ---- get --------------------------------------------------------------------- */
 
-static int cmd_get(struct cli *cli, int argc, char **argv)
+/* The options of a command that has only --help: -1 with *i at its first
+ * argument, or the exit code (--help, a bad option). */
+static int help_only(const char *cmd, const char *help, int argc, char **argv, int *i)
 {
     static const struct optdef defs[] = {{"help", 'h', 0}, {NULL, 0, 0}};
-    int i = 1, k;
     const char *arg;
-    while ((k = opt_next("get", argc, argv, &i, defs, &arg)) >= 0) {
-        fputs(help_get, stdout);
+    int k = opt_next(cmd, argc, argv, i, defs, &arg);
+    if (k >= 0) {
+        fputs(help, stdout);
         return EXIT_DONE;
     }
-    if (k == OPT_BAD)
-        return EXIT_USAGE;
+    return k == OPT_BAD ? EXIT_USAGE : -1;
+}
+
+static int cmd_get(struct cli *cli, int argc, char **argv)
+{
+    int i = 1, done = help_only("get", help_get, argc, argv, &i);
+    if (done >= 0)
+        return done;
     if (argc - i != 1)
         return usage_error("get", argc - i ? "one KEY only" : "KEY is required");
     const char *key = argv[i];
@@ -1204,15 +1212,9 @@ static int cmd_lock(struct cli *cli, int argc, char **argv)
 
 static int cmd_health(struct cli *cli, int argc, char **argv)
 {
-    static const struct optdef defs[] = {{"help", 'h', 0}, {NULL, 0, 0}};
-    int i = 1, k;
-    const char *arg;
-    while ((k = opt_next("health", argc, argv, &i, defs, &arg)) >= 0) {
-        fputs(help_health, stdout);
-        return EXIT_DONE;
-    }
-    if (k == OPT_BAD)
-        return EXIT_USAGE;
+    int i = 1, done = help_only("health", help_health, argc, argv, &i);
+    if (done >= 0)
+        return done;
     if (i < argc)
         return usage_error("health", "no arguments expected");
     int rc = cli_open(cli);

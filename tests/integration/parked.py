@@ -23,6 +23,14 @@ def p99(xs):
     return xs[min(len(xs) - 1, (99 * len(xs) + 99) // 100 - 1)]
 
 
+
+def report(what, delays):
+    """Prints the latency samples' median, p99 and maximum (ms)."""
+    xs = sorted(delays)
+    print("%s: %d samples, median %.1f ms, p99 %.1f ms, max %.1f ms"
+          % (what, len(xs), xs[len(xs) // 2] * 1e3, p99(xs) * 1e3, xs[-1] * 1e3))
+
+
 class Raw:
     """One request on its own connection, sent at once and read whenever
     lazykvd answers it. at / at_wall: when its first bytes arrived (set by

@@ -21,7 +21,7 @@ import time
 import urllib.parse
 
 from harness import wait_for
-from parked import Collector, Raw, assert_parked, expires_us, p99
+from parked import Collector, Raw, assert_parked, expires_us, p99, report
 
 q = urllib.parse.quote
 
@@ -32,12 +32,6 @@ EXPIRY_LATENCY = 1.0
 
 def path(key, canonical=True):
     return ("/canonicalbucket/" if canonical else "/bucket/") + q(key.encode(), safe="/")
-
-
-def report(what, delays):
-    xs = sorted(delays)
-    print("locks: %s: %d samples, median %.1f ms, p99 %.1f ms, max %.1f ms"
-          % (what, len(xs), xs[len(xs) // 2] * 1e3, p99(xs) * 1e3, xs[-1] * 1e3))
 
 
 # ---- the recipe ---------------------------------------------------------------------------
@@ -325,7 +319,7 @@ def test_handover_latency_through_the_same_lazykvd(c):
     delays = []
     for n in range(5):
         delays += handover_round(c, "same%d" % n, 20, c.http_port, c.http_port, rnd)
-    report("release through the same lazykvd -> waiter", delays)
+    report("locks: release through the same lazykvd -> waiter", delays)
     assert p99(delays) <= SAME_LATENCY, sorted(delays)[-5:]
 
 
@@ -339,7 +333,7 @@ def test_handover_latency_through_another_lazykvd(c):
             delays += handover_round(c, "other%d" % n, 20, wait_port, release_port, rnd)
     finally:
         assert c.stop_extra(proc) == 0
-    report("release through another lazykvd -> waiter", delays)
+    report("locks: release through another lazykvd -> waiter", delays)
     assert p99(delays) <= OTHER_LATENCY, sorted(delays)[-5:]
 
 
@@ -407,7 +401,7 @@ def test_expired_locks_are_handed_over_within_a_second(c):
             late.append(raw.at_wall - exp)
             assert holder_of(c, k)[:3] == (200, b"next", r.header("ETag"))
             assert release(c, k, r.header("ETag")).status == 202
-        report("expiry instant -> waiter", late)
+        report("locks: expiry instant -> waiter", late)
         assert max(late) <= EXPIRY_LATENCY + 0.002, sorted(late)[-3:]
     finally:
         assert c.stop_extra(proc) == 0

@@ -27,7 +27,7 @@ import time
 import urllib.parse
 
 from harness import SANITIZED, Response, wait_for
-from parked import Collector, Raw, assert_parked, expires_us, p99
+from parked import Collector, Raw, assert_parked, expires_us, p99, report
 
 q = urllib.parse.quote
 
@@ -308,18 +308,12 @@ def watch_round(c, tag, n, watch_port, write_port, rnd):
     return delays
 
 
-def report(what, delays):
-    xs = sorted(delays)
-    print("watch: %s: %d samples, median %.1f ms, p99 %.1f ms, max %.1f ms"
-          % (what, len(xs), xs[len(xs) // 2] * 1e3, p99(xs) * 1e3, xs[-1] * 1e3))
-
-
 def test_watch_latency_through_the_same_lazykvd(c):
     rnd = random.Random(10)
     delays = []
     for rnd_no in range(5):
         delays += watch_round(c, "same%d" % rnd_no, 20, c.http_port, c.http_port, rnd)
-    report("write through the same lazykvd -> watcher", delays)
+    report("watch: write through the same lazykvd -> watcher", delays)
     assert p99(delays) <= SAME_LATENCY, sorted(delays)[-5:]
 
 
@@ -335,7 +329,7 @@ def test_watch_latency_through_another_lazykvd(c):
             delays += watch_round(c, "other%d" % rnd_no, 20, watch_port, write_port, rnd)
     finally:
         assert c.stop_extra(proc) == 0
-    report("write through another lazykvd -> watcher", delays)
+    report("watch: write through another lazykvd -> watcher", delays)
     assert p99(delays) <= OTHER_LATENCY, sorted(delays)[-5:]
 
 
@@ -368,7 +362,7 @@ def test_watch_latency_after_an_expiry(c):
                                                 exp - raw.at_wall)
             late.append(raw.at_wall - exp)
             assert_same_as_get(c, r, k)
-        report("expiry instant -> watcher", late)
+        report("watch: expiry instant -> watcher", late)
         assert max(late) <= EXPIRY_LATENCY + 0.002, sorted(late)[-5:]
     finally:
         assert c.stop_extra(proc) == 0
