@@ -118,30 +118,54 @@ class Cluster:
         except OSError:
             return False
 
-    def extra_kvd(self, overrides):
+    def extra_kvd(self, overrides, append="", ready=None):
         """Starts a second lazykvd on its own port with some [server] or
-        [store] keys overridden (a dict); returns (Popen, port, log path).
-        The caller stops it (stop_extra)."""
-        cfg = os.path.join(self.dir, "extra.cfg")
+        [store] keys overridden (a dict) and text appended to its
+        configuration (new sections such as [auth]); returns (Popen, port,
+        log path). ready(port) says when it answers (default: plain HTTP
+        /health). The caller stops it (stop_extra)."""
+        return self.spawn_kvd(self.kvd_config(overrides, append), ready=ready)
+
+    def kvd_config(self, overrides=None, append="", name="extra.cfg"):
+        """Writes a copy of the test configuration with keys overridden (a
+        dict) and text appended; returns its path (mode 0600)."""
+        cfg = os.path.join(self.dir, name)
         text = open(self.config).read()
-        for key, value in overrides.items():
+        for key, value in (overrides or {}).items():
             text, n = re.subn(r"(?m)^%s = .*$" % re.escape(key), "%s = %s" % (key, value), text)
             # an override of a key the test config does not list would be
-            # silently ignored: list it in write_config
-            assert n == 1, "extra_kvd: %r is not in the test config" % key
+            # silently ignored: list it in write_config, or append it
+            assert n == 1, "kvd_config: %r is not in the test config" % key
+        if append:
+            text += "\n" + append + "\n"
         with open(cfg, "w") as f:
             f.write(text)
         os.chmod(cfg, 0o600)
-        port = free_port()
-        logpath = os.path.join(self.dir, "extra-%d.log" % port)
+        return cfg
+
+    def kvd_args(self, cfg, port):
         args = [os.path.join(self.bindir, "lazykvd"), "-c", cfg, "--test",
                 "--listen", "127.0.0.1:%d" % port]
         if os.geteuid() == 0:
             args.append("--allow-root")
+        return args
+
+    def spawn_kvd(self, cfg, ready=None):
+        """Starts lazykvd with configuration file cfg on a free port and
+        waits until ready(port) (default: plain HTTP /health answers);
+        returns (Popen, port, log path)."""
+        port = free_port()
+        logpath = os.path.join(self.dir, "extra-%d.log" % port)
         log = open(logpath, "ab")
-        proc = subprocess.Popen(args, stdout=log, stderr=log)
+        proc = subprocess.Popen(self.kvd_args(cfg, port), stdout=log, stderr=log)
         log.close()
-        wait_for(lambda: proc.poll() is None and self._ping(port), what="the extra lazykvd")
+        ready = ready or self._ping
+
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError("lazykvd exited: %s" % open(logpath).read()[-2000:])
+            return ready(port)
+        wait_for(up, what="the extra lazykvd")
         return proc, port, logpath
 
     def _ping(self, port):
