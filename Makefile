@@ -13,7 +13,7 @@ CC       ?= cc
 OPT      ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
-PKGS      = libmariadb libmicrohttpd jansson
+PKGS      = libmariadb libmicrohttpd jansson gnutls
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # iniparser ships no pkg-config file on Debian.
@@ -25,8 +25,8 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate render stats kvsql dbconn prober lane rcache token watch worker kv handlers server lazykvd
-ADMIN     = admin antientropy
+DAEMON    = uri negotiate render stats kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
+ADMIN     = admin antientropy authfile auth
 SYNC      = sync lazykv_sync
 
 obj = $(patsubst %,$(BUILD)/%.o,$(1))

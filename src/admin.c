@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "antientropy.h"
+#include "auth.h"
 #include "config.h"
 #include "lkv.h"
 #include "log.h"
@@ -22,12 +23,18 @@ extern const char *const schema_sql[]; /* build/schema_sql.c, from sql/schema.sq
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: lazykv-admin -c FILE [--test] COMMAND\n"
+        "usage: lazykv-admin -c FILE [--test] COMMAND [ARG...]\n"
         "\n"
         "Commands:\n"
         "  init          create every missing database and table on every partition,\n"
         "                and upgrade tables of earlier releases, keeping their rows\n"
         "                (idempotent: running it twice changes nothing)\n"
+        "  token NAME PERMISSIONS PREFIX...\n"
+        "                make a bearer token: prints the token once on stderr, and on\n"
+        "                stdout the line to add to [auth] tokens_file (its hash only).\n"
+        "                PERMISSIONS: letters of r (read), w (write), a (metrics,\n"
+        "                detailed health); PREFIX: keys it reaches, percent-encoded,\n"
+        "                or '*' for every key. Touches no database.\n"
         "  verify        compare all partitions (hash-bucket digests, narrowed where\n"
         "                they differ) and list the keys whose live state differs;\n"
         "                exit 0 when none differ, 1 otherwise\n"
@@ -94,6 +101,50 @@ static int cmd_init(const struct lkv_config *cfg)
     return failed ? 1 : 0;
 }
 
+/* token NAME PERMISSIONS PREFIX...: see usage(). */
+static int cmd_token(int argc, char **argv)
+{
+    unsigned perms;
+    if (argc < 3) {
+        fprintf(stderr, "lazykv-admin: token needs NAME PERMISSIONS PREFIX...\n");
+        return 2;
+    }
+    if (!authfile_name_valid(argv[0], strlen(argv[0]))) {
+        fprintf(stderr, "lazykv-admin: token: NAME must be 1 to 64 of A-Z a-z 0-9 . _ @ -\n");
+        return 2;
+    }
+    if (authfile_parse_perms(argv[1], strlen(argv[1]), &perms) != 0) {
+        fprintf(stderr, "lazykv-admin: token: PERMISSIONS must be distinct letters of r, w"
+                        " and a, got '%s'\n", argv[1]);
+        return 2;
+    }
+    char line[4096], text[AUTH_TOKEN_TEXT], hex[2 * AUTH_HASH_LEN + 1], why[128];
+    int n = snprintf(line, sizeof(line), "%s %s %s", argv[0], argv[1],
+                     "0000000000000000000000000000000000000000000000000000000000000000");
+    for (int i = 2; i < argc && n < (int)sizeof(line); i++)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " %s", argv[i]);
+    /* the line must read back as written: check it as lazykvd will */
+    struct auth_set *set = authfile_parse(line, strlen(line), why, sizeof(why));
+    if (n >= (int)sizeof(line) || set == NULL) {
+        fprintf(stderr, "lazykv-admin: token: %s\n",
+                set ? "too many prefixes" : strchr(why, ' ') + 1);
+        auth_set_free(set);
+        return 2;
+    }
+    auth_set_free(set);
+    if (auth_new_token(text, hex) != 0) {
+        fprintf(stderr, "lazykv-admin: token: no randomness from the system\n");
+        return 1;
+    }
+    printf("%s %s %s", argv[0], argv[1], hex);
+    for (int i = 2; i < argc; i++)
+        printf(" %s", argv[i]);
+    printf("\n");
+    fprintf(stderr, "%s\n", text);
+    explicit_bzero(text, sizeof(text));
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -114,7 +165,8 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (config_path == NULL || optind != argc - 1) {
+    int token_args = optind < argc && strcmp(argv[optind], "token") == 0;
+    if (config_path == NULL || (optind != argc - 1 && !token_args)) {
         fprintf(stderr, "lazykv-admin: %s\n",
                 config_path ? "one COMMAND is required" : "-c FILE is required");
         usage(stderr);
@@ -129,12 +181,14 @@ int main(int argc, char **argv)
     }
     int rc;
     mysql_library_init(0, NULL, NULL);
-    if (strcmp(cmd, "init") == 0) {
+    if (token_args) {
+        rc = cmd_token(argc - optind - 1, argv + optind + 1);
+    } else if (strcmp(cmd, "init") == 0) {
         rc = cmd_init(cfg);
     } else if (strcmp(cmd, "verify") == 0) {
         rc = admin_verify(cfg, repair, verbose);
     } else {
-        fprintf(stderr, "lazykv-admin: unknown command '%s' (init, verify)\n", cmd);
+        fprintf(stderr, "lazykv-admin: unknown command '%s' (init, token, verify)\n", cmd);
         rc = 2;
     }
     config_free(cfg);

@@ -25,7 +25,10 @@ enum conf_type {
     CT_STRING, /* any non-empty string */
     CT_IDENT,  /* SQL identifier: [A-Za-z0-9_], 1..64 bytes */
     CT_LISTEN, /* HOST:PORT, stored into listen_host / listen_port */
-    CT_LEVEL   /* a log level name */
+    CT_LEVEL,  /* a log level name */
+    CT_PATH,   /* a file name, made absolute against the configuration's directory */
+    CT_TLS,    /* off | on | verify, stored as enum partition_tls */
+    CT_LOG     /* off | - | a file name (CT_PATH) */
 };
 
 enum conf_scope { SC_GLOBAL, SC_PARTITION };
@@ -62,6 +65,12 @@ static const struct conf_key conf_keys[] = {
     G("server", "read_cache_ms", CT_INT, 0, 3600000, "0", read_cache_ms),
     G("server", "read_cache_bytes", CT_LLONG, 0, 1LL << 40, "67108864", read_cache_bytes),
     G("server", "log_level", CT_LEVEL, 0, 0, "info", log_level),
+    G("server", "tls_cert", CT_PATH, 0, 0, "", tls_cert),
+    G("server", "tls_key", CT_PATH, 0, 0, "", tls_key),
+    G("server", "tls_client_ca", CT_PATH, 0, 0, "", tls_client_ca),
+    G("server", "tls_priorities", CT_STRING, 0, 0, CONFIG_TLS_PRIORITIES, tls_priorities),
+    G("server", "access_log", CT_LOG, 0, 0, "off", access_log),
+    G("auth", "tokens_file", CT_PATH, 0, 0, "", tokens_file),
     G("sync", "batch_size", CT_INT, 1, 100000, "1000", sync_batch_size),
     G("sync", "batch_bytes", CT_LLONG, 1024, 1LL << 30, "33554432", sync_batch_bytes),
     G("sync", "tombstone_grace", CT_INT, 0, 100000000, "86400", tombstone_grace),
@@ -74,6 +83,10 @@ static const struct conf_key conf_keys[] = {
     P("connect_timeout", CT_INT, 1, 3600, "", connect_timeout),
     P("read_timeout", CT_INT, 1, 3600, "", read_timeout),
     P("write_timeout", CT_INT, 1, 3600, "", write_timeout),
+    P("tls", CT_TLS, 0, 0, "off", tls),
+    P("tls_ca", CT_PATH, 0, 0, "", tls_ca),
+    P("tls_cert", CT_PATH, 0, 0, "", tls_cert),
+    P("tls_key", CT_PATH, 0, 0, "", tls_key),
 };
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
@@ -154,6 +167,21 @@ int config_parse_listen(const char *s, char **host, int *port)
     return 0;
 }
 
+/* name as given when absolute, else relative to the directory of the
+ * configuration file cfg_path (the working directory of a daemon is not
+ * something a configuration should depend on). Malloc'd, NULL if out of
+ * memory. */
+static char *path_from(const char *cfg_path, const char *name)
+{
+    const char *slash = strrchr(cfg_path, '/');
+    if (name[0] == '/' || slash == NULL)
+        return strdup(name);
+    char *out;
+    if (asprintf(&out, "%.*s/%s", (int)(slash - cfg_path), cfg_path, name) < 0)
+        return NULL;
+    return out;
+}
+
 /* Stores one validated value of row k, read as text v, into the struct at base. */
 static int set_value(struct loader *ld, const char *section, const struct conf_key *k,
                      const char *v, void *base)
@@ -189,6 +217,27 @@ static int set_value(struct loader *ld, const char *section, const struct conf_k
             return fail(ld, section, k->key, "must be error, warn, info or debug, got '%s'", v);
         break;
     }
+    case CT_TLS: {
+        static const char *const modes[] = {"off", "on", "verify"};
+        for (int m = 0; m < 3; m++)
+            if (strcmp(v, modes[m]) == 0) {
+                *(int *)field = m;
+                return 0;
+            }
+        return fail(ld, section, k->key, "must be off, on or verify, got '%s'", v);
+    }
+    case CT_LOG:
+        if (strcmp(v, "off") == 0)
+            return 0; /* NULL: no access log */
+        if (strcmp(v, "-") == 0)
+            break;
+        __attribute__((fallthrough)); /* a file name */
+    case CT_PATH:
+        copy = path_from(ld->path, v);
+        if (copy == NULL)
+            return fail(ld, section, k->key, "out of memory");
+        *(char **)field = copy;
+        return 0;
     case CT_STRING:
         break;
     }
@@ -224,7 +273,8 @@ static int load_section(struct loader *ld, enum conf_scope scope, const char *se
 
 static int known_section(const struct lkv_config *cfg, const char *sec)
 {
-    if (!strcmp(sec, "store") || !strcmp(sec, "server") || !strcmp(sec, "sync"))
+    if (!strcmp(sec, "store") || !strcmp(sec, "server") || !strcmp(sec, "sync") ||
+        !strcmp(sec, "auth"))
         return 1;
     long long n;
     return strncmp(sec, "partition-", 10) == 0 && config_parse_ll(sec + 10, &n) == 0 &&
@@ -284,6 +334,14 @@ static int load_partition(struct loader *ld, struct lkv_config *cfg, int i)
                     sec, cfg->partitions);
     if (load_section(ld, SC_PARTITION, sec, p) != 0)
         return -1;
+    if (!p->tls_cert != !p->tls_key)
+        return fail(ld, sec, p->tls_cert ? "tls_key" : "tls_cert",
+                    "tls_cert and tls_key go together (a client certificate and its key)");
+    if (p->tls == PARTITION_TLS_VERIFY && p->tls_ca == NULL)
+        return fail(ld, sec, "tls_ca", "is required with tls = verify (the CA that signed the"
+                                       " server's certificate)");
+    if (p->tls == PARTITION_TLS_OFF && (p->tls_ca || p->tls_cert))
+        return fail(ld, sec, "tls", "is off, but tls_ca or tls_cert is set: say on or verify");
     if (p->connect_timeout == 0)
         p->connect_timeout = cfg->connect_timeout;
     if (p->read_timeout == 0)
@@ -309,6 +367,16 @@ static int load_partition(struct loader *ld, struct lkv_config *cfg, int i)
         if (same_server && !strcmp(p->name, q->name))
             return fail(ld, sec, "name", "'%s' on the same server as [partition-%d]", p->name, j);
     }
+    return 0;
+}
+
+static int check_server_tls(struct loader *ld, const struct lkv_config *cfg)
+{
+    if (!cfg->tls_cert != !cfg->tls_key)
+        return fail(ld, "server", cfg->tls_cert ? "tls_key" : "tls_cert",
+                    "tls_cert and tls_key go together");
+    if (cfg->tls_client_ca && !cfg->tls_cert)
+        return fail(ld, "server", "tls_client_ca", "needs tls_cert and tls_key (HTTPS)");
     return 0;
 }
 
@@ -358,7 +426,8 @@ struct lkv_config *config_load(const char *path, int test_mode, char *err, size_
     }
     if (load_section(&ld, SC_GLOBAL, "store", cfg) != 0 ||
         load_section(&ld, SC_GLOBAL, "server", cfg) != 0 ||
-        load_section(&ld, SC_GLOBAL, "sync", cfg) != 0)
+        load_section(&ld, SC_GLOBAL, "sync", cfg) != 0 ||
+        load_section(&ld, SC_GLOBAL, "auth", cfg) != 0 || check_server_tls(&ld, cfg) != 0)
         goto fail;
     /* partitions >= 1: validated by its row's bounds */
     cfg->part = calloc((size_t)cfg->partitions, sizeof(*cfg->part)); // NOLINT(clang-analyzer-optin.portability.UnixAPI)
@@ -396,16 +465,25 @@ void config_free(struct lkv_config *cfg)
         free(p->socket);
         free(p->user);
         free(p->password);
+        free(p->tls_ca);
+        free(p->tls_cert);
+        free(p->tls_key);
     }
     free(cfg->part);
     free(cfg->path);
     free(cfg->table_name);
     free(cfg->listen_host);
     free(cfg->log_level);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_client_ca);
+    free(cfg->tls_priorities);
+    free(cfg->access_log);
+    free(cfg->tokens_file);
     free(cfg);
 }
 
-void config_dump(const struct lkv_config *cfg, void *file)
+void config_dump(const struct lkv_config *cfg, void *file, const char *server_notes)
 {
     FILE *f = file;
     fprintf(f, "; effective configuration of %s%s\n", cfg->path,
@@ -423,6 +501,16 @@ void config_dump(const struct lkv_config *cfg, void *file)
             cfg->max_connections,
             cfg->connection_timeout, cfg->batch, cfg->read_cache_ms, cfg->read_cache_bytes,
             cfg->log_level);
+    if (cfg->tls_cert)
+        fprintf(f, "tls_cert = %s\ntls_key = %s\n", cfg->tls_cert, cfg->tls_key);
+    if (cfg->tls_client_ca)
+        fprintf(f, "tls_client_ca = %s\n", cfg->tls_client_ca);
+    fprintf(f, "tls_priorities = %s\naccess_log = %s\n", cfg->tls_priorities,
+            cfg->access_log ? cfg->access_log : "off");
+    if (server_notes)
+        fputs(server_notes, f);
+    if (cfg->tokens_file)
+        fprintf(f, "[auth]\ntokens_file = %s\n", cfg->tokens_file);
     fprintf(f, "[sync]\nbatch_size = %d\nbatch_bytes = %lld\ntombstone_grace = %d\n",
             cfg->sync_batch_size, cfg->sync_batch_bytes, cfg->tombstone_grace);
     for (int i = 0; i < cfg->partitions; i++) {
@@ -436,6 +524,12 @@ void config_dump(const struct lkv_config *cfg, void *file)
                    "write_timeout = %d\n",
                 p->user, p->password[0] ? "(set)" : "", p->connect_timeout,
                 p->read_timeout, p->write_timeout);
+        static const char *const tls_modes[] = {"off", "on", "verify"};
+        fprintf(f, "tls = %s\n", tls_modes[p->tls]);
+        if (p->tls_ca)
+            fprintf(f, "tls_ca = %s\n", p->tls_ca);
+        if (p->tls_cert)
+            fprintf(f, "tls_cert = %s\ntls_key = %s\n", p->tls_cert, p->tls_key);
     }
 }
 

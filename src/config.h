@@ -16,6 +16,17 @@
 #define CONFIG_MAX_KEY_LENGTH 3072 /* InnoDB's limit for an index key */
 #define CONFIG_MAX_BATCH 16        /* requests per grouped statement (lane.h) */
 #define CONFIG_TEST_PREFIX "test_"
+/* TLS 1.2 and 1.3 only, no RSA key exchange (no forward secrecy), no SHA-1;
+ * the server's order of preference. */
+#define CONFIG_TLS_PRIORITIES \
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA:-SHA1:%SERVER_PRECEDENCE"
+
+/* [partition-N] tls: how lazykv's connections to a partition use TLS. */
+enum partition_tls {
+    PARTITION_TLS_OFF,   /* plain TCP (or a Unix socket) */
+    PARTITION_TLS_ON,    /* encrypted; the server's certificate not checked */
+    PARTITION_TLS_VERIFY /* encrypted; certificate checked against tls_ca, and the host name */
+};
 
 struct lkv_partition_conf {
     char *name;            /* owned: database name, "test_" prefixed in test mode */
@@ -27,6 +38,10 @@ struct lkv_partition_conf {
     int   connect_timeout; /* seconds; from [store] unless overridden */
     int   read_timeout;    /* seconds */
     int   write_timeout;   /* seconds */
+    int   tls;             /* enum partition_tls */
+    char *tls_ca;          /* owned: PEM CA file, or NULL */
+    char *tls_cert;        /* owned: PEM client certificate, or NULL */
+    char *tls_key;         /* owned: its key, or NULL */
 };
 
 struct lkv_config {
@@ -53,6 +68,14 @@ struct lkv_config {
     int   read_cache_ms;        /* lazy read cache: how long a read value is reused; 0 = off */
     long long read_cache_bytes; /* its memory, all workers together */
     char *log_level;            /* owned: error|warn|info|debug */
+    char *tls_cert;             /* owned: PEM file; with tls_key, the listener is HTTPS; or NULL */
+    char *tls_key;              /* owned: PEM file, or NULL */
+    char *tls_client_ca;        /* owned: PEM CA clients' certificates must chain to, or NULL */
+    char *tls_priorities;       /* owned: GnuTLS priority string */
+    char *access_log;           /* owned: "-" (stdout), a file name, or NULL (off) */
+
+    /* [auth] */
+    char *tokens_file;          /* owned: bearer tokens (auth.h), or NULL: no authentication */
 
     /* [sync] */
     int   sync_batch_size;      /* rows per transaction */
@@ -69,8 +92,9 @@ struct lkv_config *config_load(const char *path, int test_mode, char *err, size_
 
 void config_free(struct lkv_config *cfg);
 
-/* Writes the effective configuration as INI to f, password masked. */
-void config_dump(const struct lkv_config *cfg, void *file);
+/* Writes the effective configuration as INI to f, password masked;
+ * server_notes (or NULL) is written at the end of [server]. */
+void config_dump(const struct lkv_config *cfg, void *file, const char *server_notes);
 
 /* 1 when LAZYKV_ENV=test is set in the environment. */
 int config_env_test_mode(void);

@@ -46,6 +46,8 @@ static const char *reason_phrase(unsigned status)
 {
     switch (status) {
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 406: return "Not Acceptable";
@@ -636,13 +638,64 @@ static void handle_health(struct lkv_server *srv, struct request *req, struct re
         }
     }
     const char *status = up == n ? "ok" : up > 0 ? "degraded" : "unavailable";
-    json_t *doc = parts ? json_pack("{s:s, s:s, s:i, s:i, s:o}", "status", status, "mode",
-                                    cfg->test_mode ? "test" : "production", "reachable", up,
-                                    "partitions", n, "partition", parts)
-                        : NULL;
+    json_t *doc;
+    if (req->health_brief) {
+        json_decref(parts);
+        doc = json_pack("{s:s}", "status", status);
+    } else {
+        doc = parts ? json_pack("{s:s, s:s, s:s, s:i, s:i, s:o}", "status", status, "mode",
+                                cfg->test_mode ? "test" : "production", "auth",
+                                cfg->tokens_file ? "on" : "off", "reachable", up, "partitions",
+                                n, "partition", parts)
+                    : NULL;
+    }
     reply_doc(rep, req, up > 0 ? 200 : 503, doc, "health", 0);
     if (up == 0)
         reply_header(rep, "Retry-After", RETRY_AFTER_SECONDS);
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+void handle_auth_need(const struct request *req, struct auth_need *need)
+{
+    const struct uri *u = &req->uri;
+    int reads = req->method == M_GET || req->method == M_HEAD;
+    int writes = req->method == M_POST || req->method == M_PUT || req->method == M_DELETE;
+    memset(need, 0, sizeof(*need)); /* any known token; the handler then says 400, 404, 405 */
+    if (req->uri_status != LKV_OK)
+        return;
+    switch (u->route) {
+    case ROUTE_KEY:
+        need->perm = reads ? AUTH_READ : writes ? AUTH_WRITE : 0;
+        need->scope = u->key;
+        need->scope_len = u->key_len;
+        return;
+    case ROUTE_LIST:
+        /* a list, a prefix watch and a delete-tree reach every key under
+         * their prefix: the prefix itself must be inside the token's */
+        need->perm = reads ? AUTH_READ : req->method == M_DELETE ? AUTH_WRITE : 0;
+        need->scope = u->prefix ? u->prefix : "";
+        need->scope_len = u->prefix ? u->prefix_len : 0;
+        return;
+    case ROUTE_METRICS:
+        need->perm = AUTH_ADMIN;
+        return;
+    case ROUTE_HEALTH:
+    case ROUTE_NOT_FOUND:
+        return;
+    }
+}
+
+void handle_auth_refused(struct request *req, struct reply *rep, enum auth_verdict v)
+{
+    memset(rep, 0, sizeof(*rep));
+    if (v == AUTH_DENIED) {
+        handle_error(req, rep, 403, "this token may not do this here: its permissions or its"
+                                    " key prefixes do not cover the request");
+        return;
+    }
+    handle_error(req, rep, 401, "a bearer token is required: Authorization: Bearer TOKEN");
+    reply_header(rep, "WWW-Authenticate", "Bearer realm=\"lazykv\"");
 }
 
 /* ---- metrics ------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "kv.h"
 #include "lkv.h"
@@ -55,6 +56,20 @@ struct request {
     struct reply reply;         /* owned: the answer to a dispatched op */
     void *conn;                 /* ref: the MHD connection, while suspended */
     struct lkv_server *srv;     /* ref */
+    /* authentication ([auth]) */
+    const char *authorization;  /* ref: the Authorization header, or NULL */
+    char user[AUTH_NAME_MAX + 1]; /* the token's NAME, or "" */
+    int health_brief;           /* /health answers {"status"} only: no 'a' token */
+    /* for the access log */
+    char method_name[16];       /* as sent (cut) */
+    char version[16];           /* "HTTP/1.1" */
+    const char *referer;        /* ref: MHD's header storage, or NULL */
+    const char *user_agent;     /* ref */
+    long long arrived;          /* time(2) when it arrived */
+    uint64_t started_us;        /* monotonic, when it arrived */
+    unsigned status;            /* of the reply sent, 0 before */
+    uint64_t bytes_sent;        /* body bytes of the reply */
+    int partition;              /* the partition that answered, or -1 */
 };
 
 /* Frees a request's owned parts (not the struct). */
@@ -75,6 +90,14 @@ void handle_op_done(struct request *req, struct reply *rep);
 void handle_error(struct request *req, struct reply *rep, unsigned status, const char *detail);
 
 void reply_free(struct reply *rep);
+
+/* What req needs of a bearer token (auth.h): the permission of its route
+ * and method, and the key or the list's prefix it reaches. A /health
+ * request needs no token (server.c answers it briefly without one). */
+void handle_auth_need(const struct request *req, struct auth_need *need);
+
+/* The 401 (no or unknown token) or 403 (not allowed) reply. */
+void handle_auth_refused(struct request *req, struct reply *rep, enum auth_verdict v);
 
 /* The one mapping from lkv_status to an HTTP status code. */
 unsigned http_status_of(enum lkv_status st);

@@ -20,6 +20,7 @@
 #include "partition.h"
 #include "server.h"
 #include "store.h"
+#include "tls.h"
 
 static void usage(FILE *f)
 {
@@ -104,6 +105,27 @@ static int check_schemas(const struct lkv_config *cfg)
     return old ? 2 : 0;
 }
 
+/* -t: the effective configuration, and the certificate lazykvd would
+ * serve (its files checked as at start-up). 0, or 2 with one line. */
+static int check_config(struct lkv_config *cfg)
+{
+    struct tls_server tls;
+    char err[512], notes[1024] = "";
+    int rc = 0;
+    if (tls_server_load(&tls, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "lazykvd: %s\n", err);
+        rc = 2;
+    } else {
+        if (tls.cert_pem)
+            snprintf(notes, sizeof(notes), "; tls_cert subject: %s\n; tls_cert expires: %s\n",
+                     tls.subject, tls.expires);
+        config_dump(cfg, stdout, notes);
+        tls_server_free(&tls);
+    }
+    config_free(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -150,11 +172,8 @@ int main(int argc, char **argv)
     enum log_level level;
     log_level_parse(cfg->log_level, &level);
     log_init("lazykvd", level);
-    if (check_only) {
-        config_dump(cfg, stdout);
-        config_free(cfg);
-        return 0;
-    }
+    if (check_only)
+        return check_config(cfg);
     if (geteuid() == 0 && !allow_root) {
         fprintf(stderr, "lazykvd: refusing to run as root (use --allow-root to insist)\n");
         config_free(cfg);
@@ -165,13 +184,14 @@ int main(int argc, char **argv)
     raise_fd_limit(cfg->max_connections + cfg->threads * cfg->partitions * LANE_KINDS +
                    2 * cfg->partitions + 64);
 
-    /* Block the stop signals before MHD starts its threads, so they inherit
-     * the mask and only sigwait() below ever sees them. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* Block the signals before MHD starts its threads, so they inherit the
+     * mask and only sigwait() below ever sees them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* Values up to max_value_size pass through malloc: a fixed mmap
@@ -192,13 +212,19 @@ int main(int argc, char **argv)
     }
     struct lkv_server srv;
     memset(&srv, 0, sizeof(srv));
-    if (server_start(&srv, cfg) != 0) {
+    if (server_prepare(&srv, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "lazykvd: %s\n", err);
+        rc = 2;
+    } else if (server_start(&srv, cfg) != 0) {
         rc = 1;
     } else {
-        log_info("listening on http://%s:%d/ (%d partitions, %d threads%s)", cfg->listen_host,
-                 srv.port, cfg->partitions, cfg->threads, cfg->test_mode ? ", test mode" : "");
-        int sig;
-        sigwait(&stop, &sig);
+        log_info("listening on %s://%s:%d/ (%d partitions, %d threads%s%s)",
+                 srv.tls.cert_pem ? "https" : "http", cfg->listen_host, srv.port,
+                 cfg->partitions, cfg->threads, cfg->tokens_file ? ", tokens" : "",
+                 cfg->test_mode ? ", test mode" : "");
+        int sig = 0;
+        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+            server_reload(&srv);
         log_info("%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
     server_stop(&srv);

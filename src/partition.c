@@ -60,6 +60,26 @@ static void start_backoff(struct pconn *c)
     c->retry_at_us = c->failed_at_us + PCONN_BACKOFF_US;
 }
 
+/* [partition-N] tls. "on" still refuses a server that does not offer TLS
+ * (MYSQL_OPT_SSL_ENFORCE): a silent fall-back to clear text is what TLS is
+ * there to prevent. "verify" checks the server's certificate against
+ * tls_ca and its name against host (Connector/C: X509_check_host, then
+ * X509_check_ip_asc, so "127.0.0.1" matches an IP SAN). */
+static void set_tls(MYSQL *m, const struct lkv_partition_conf *p)
+{
+    if (p->tls == PARTITION_TLS_OFF)
+        return;
+    my_bool yes = 1, verify = p->tls == PARTITION_TLS_VERIFY;
+    mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &yes);
+    mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+    if (p->tls_ca)
+        mysql_options(m, MYSQL_OPT_SSL_CA, p->tls_ca);
+    if (p->tls_cert) {
+        mysql_options(m, MYSQL_OPT_SSL_CERT, p->tls_cert);
+        mysql_options(m, MYSQL_OPT_SSL_KEY, p->tls_key);
+    }
+}
+
 MYSQL *partition_connect(const struct lkv_partition_conf *p, int test_mode, const char *db,
                          int nonblock, enum lkv_status *st, unsigned *err_no, char *err,
                          size_t errlen)
@@ -96,6 +116,7 @@ MYSQL *partition_connect(const struct lkv_partition_conf *p, int test_mode, cons
         *st = LKV_EINTERNAL;
         return NULL;
     }
+    set_tls(m, p);
     const char *host = p->socket ? "localhost" : p->host;
     if (mysql_real_connect(m, host, p->user, p->password, db, (unsigned)p->port, p->socket,
                            0) == NULL) {

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "handlers.h"
 #include "log.h"
 #include "version.h"
@@ -101,6 +102,9 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
         free(req);
         return NULL;
     }
+    req->arrived = (long long)time(NULL);
+    req->started_us = clock_mono_us();
+    req->partition = -1;
     return req;
 }
 
@@ -114,11 +118,17 @@ static ssize_t no_body_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+/* Queues rep on conn and records what was sent in req (NULL: not
+ * recorded). */
 static enum MHD_Result send_reply(struct lkv_server *srv, struct MHD_Connection *conn,
-                                  struct reply *rep)
+                                  struct request *req, struct reply *rep)
 {
     struct MHD_Response *r;
     count_response(srv, rep->status);
+    if (req) {
+        req->status = rep->status;
+        req->bytes_sent = rep->head_only || rep->status == 304 ? 0 : rep->body_len;
+    }
     if (rep->head_only) {
         /* HEAD of a raw value: MHD sends Content-Length = head_size and no
          * body, so the reader callback is never called. */
@@ -153,7 +163,7 @@ static enum MHD_Result send_error(struct lkv_server *srv, struct MHD_Connection 
     struct reply rep;
     memset(&rep, 0, sizeof(rep));
     handle_error(req, &rep, http_status_of(st), detail);
-    return send_reply(srv, conn, &rep);
+    return send_reply(srv, conn, req, &rep);
 }
 
 /* Strict Content-Length: digits only. -1 when absent or malformed. */
@@ -175,6 +185,11 @@ static void read_headers(struct MHD_Connection *conn, struct request *req)
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     req->content_type =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    req->authorization =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    req->referer = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_REFERER);
+    req->user_agent =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
 }
 
 /* The operation of a suspended request has run (worker's thread): render
@@ -215,32 +230,95 @@ static void dispatch(struct lkv_server *srv, struct MHD_Connection *conn, struct
     worker_submit(&srv->workers[w], op);
 }
 
+/* Mutual TLS: the client's certificate is checked once per connection
+ * (the result kept in its socket context, see on_connection), before
+ * anything of its first request is looked at. */
+static int client_certified(struct lkv_server *srv, struct MHD_Connection *conn)
+{
+    if (srv->tls.client_ca_pem == NULL)
+        return 1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    int *verified = ci ? ci->socket_context : NULL;
+    if (verified && *verified)
+        return 1;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || !tls_client_verified(ci->tls_session))
+        return 0;
+    if (verified)
+        *verified = 1; /* NULL (out of memory at accept): checked every time */
+    return 1;
+}
+
+/* With [auth]: may this request go on? Decided on the headers alone, so a
+ * refused upload is answered before its body is read (a reply queued on the
+ * first call also makes libmicrohttpd close the connection afterwards,
+ * instead of reading the body to reach the next request). */
+static enum auth_verdict authenticate(struct lkv_server *srv, struct request *req)
+{
+    if (srv->auth.path == NULL)
+        return AUTH_GRANTED;
+    struct auth_need need;
+    unsigned perms = 0;
+    handle_auth_need(req, &need);
+    if (req->uri_status == LKV_OK && req->uri.route == ROUTE_HEALTH) {
+        /* public, but brief, unless a token with 'a' says who asks */
+        req->health_brief = 1;
+        if (req->authorization == NULL)
+            return AUTH_GRANTED;
+    }
+    enum auth_verdict v = auth_check(&srv->auth, req->authorization, &need, req->user, &perms);
+    if (v == AUTH_GRANTED && (perms & AUTH_ADMIN))
+        req->health_brief = 0;
+    return v;
+}
+
+/* The first call for a request: its headers are in, its body not yet. */
+static enum MHD_Result begin_request(struct lkv_server *srv, struct MHD_Connection *conn,
+                                     struct request *req, const char *method,
+                                     const char *version)
+{
+    long long max = srv->cfg->max_value_size;
+    req->begun = 1;
+    if (!client_certified(srv, conn))
+        return MHD_NO; /* closed, nothing processed */
+    req->method = method_of(method);
+    snprintf(req->method_name, sizeof(req->method_name), "%s", method);
+    snprintf(req->version, sizeof(req->version), "%s", version);
+    req->uri_status = uri_parse(req->raw_uri, &req->uri);
+    read_headers(conn, req);
+    enum auth_verdict v = authenticate(srv, req);
+    if (v != AUTH_GRANTED) {
+        struct reply rep;
+        handle_auth_refused(req, &rep, v);
+        return send_reply(srv, conn, req, &rep);
+    }
+    long long len = content_length(conn);
+    if (len > max)
+        return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
+    if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
+        return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
+    return MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_size, void **req_cls)
 {
     (void)url;
-    (void)version;
     struct lkv_server *srv = cls;
     struct request *req = *req_cls;
     long long max = srv->cfg->max_value_size;
+    (void)version;
     if (req == NULL) {
-        static struct request oom; /* read-only: no URI, no body */
-        return send_error(srv, conn, &oom, LKV_ENOMEM, "out of memory");
+        static const struct request oom; /* read-only: no URI, no body */
+        struct reply rep;
+        memset(&rep, 0, sizeof(rep));
+        handle_error((struct request *)&oom, &rep, 503, "out of memory");
+        return send_reply(srv, conn, NULL, &rep);
     }
-    if (!req->begun) {
-        req->begun = 1;
-        req->method = method_of(method);
-        req->uri_status = uri_parse(req->raw_uri, &req->uri);
-        read_headers(conn, req);
-        long long len = content_length(conn);
-        if (len > max)
-            return send_error(srv, conn, req, LKV_ETOOLARGE,
-                              "the value is larger than max_value_size");
-        if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
-            return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
-        return MHD_YES;
-    }
+    if (!req->begun)
+        return begin_request(srv, conn, req, method, version);
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
@@ -259,22 +337,62 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (req->too_large)
         return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
     if (req->dispatched)
-        return send_reply(srv, conn, &req->reply); /* resumed: the answer is ready */
+        return send_reply(srv, conn, req, &req->reply); /* resumed: the answer is ready */
     struct reply rep;
     if (handle_request(srv, req, &rep) == 0)
-        return send_reply(srv, conn, &rep);
+        return send_reply(srv, conn, req, &rep);
     dispatch(srv, conn, req);
     return MHD_YES;
+}
+
+/* The partition that answered req: a read's, a lazy list's, a write's
+ * master; -1 when none did. */
+static int answering_partition(const struct request *req)
+{
+    const struct kv_op *op = &req->op;
+    if (!req->dispatched)
+        return -1;
+    switch (op->kind) {
+    case KV_OP_READ: return op->served;
+    case KV_OP_WRITE: return op->master;
+    case KV_OP_LIST: return op->canonical ? -1 : op->list_partition;
+    case KV_OP_DELETE_TREE: return -1;
+    }
+    return -1;
+}
+
+static void log_access(struct lkv_server *srv, struct MHD_Connection *conn,
+                       const struct request *req)
+{
+    if (srv->access.fd < 0 || req->status == 0)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct access_entry e = {
+        .addr = ci ? ci->client_addr : NULL,
+        .user = req->user,
+        .method = req->method_name,
+        .target = req->raw_uri,
+        .version = req->version,
+        .status = req->status,
+        .bytes = req->bytes_sent,
+        .referer = req->referer,
+        .agent = req->user_agent,
+        .when = (time_t)req->arrived,
+        .micros = clock_mono_us() - req->started_us,
+        .partition = answering_partition(req),
+    };
+    access_log_write(&srv->access, &e);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     struct lkv_server *srv = cls;
     struct request *req = *req_cls;
     if (req) {
+        log_access(srv, conn, req);
         if (req->dispatched)
             atomic_fetch_sub(&srv->dispatched, 1); /* its answer went out (or never will) */
         request_free(req);
@@ -302,10 +420,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode code)
 {
     (void)conn;
-    (void)socket_ctx;
     struct lkv_server *srv = cls;
-    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED && srv->tls.client_ca_pem)
+        *socket_ctx = calloc(1, sizeof(int)); /* client_certified()'s verdict */
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_ctx);
+        *socket_ctx = NULL;
         atomic_fetch_sub(&srv->connections, 1);
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -348,6 +470,59 @@ static int start_backend(struct lkv_server *srv, const struct lkv_config *cfg)
     return 0;
 }
 
+/* libmicrohttpd's HTTPS options (an empty list for plain HTTP): the PEM
+ * texts read by tls_server_load, which stay alive as long as the daemon. */
+static void tls_options(const struct lkv_server *srv, struct MHD_OptionItem opts[5])
+{
+    int n = 0;
+    if (srv->tls.cert_pem) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls.cert_pem};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls.key_pem};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                            srv->cfg->tls_priorities};
+        if (srv->tls.client_ca_pem) /* makes MHD request a client certificate */
+            opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                                srv->tls.client_ca_pem};
+    }
+    opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+}
+
+static int is_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+           strcmp(host, "::1") == 0;
+}
+
+int server_prepare(struct lkv_server *srv, const struct lkv_config *cfg, char *err,
+                   size_t errlen)
+{
+    srv->cfg = cfg;
+    srv->access.fd = -1;
+    if (tls_server_load(&srv->tls, cfg, err, errlen) != 0)
+        return -1;
+    if (cfg->tokens_file && auth_open(&srv->auth, cfg->tokens_file, err, errlen) != 0)
+        return -1;
+    if (access_log_open(&srv->access, cfg->access_log, err, errlen) != 0)
+        return -1;
+    if (cfg->tokens_file == NULL && !is_loopback(cfg->listen_host))
+        log_warn("no [auth] tokens_file: anyone who can reach %s:%d can read, write and delete"
+                 " every key", cfg->listen_host, cfg->listen_port);
+    return 0;
+}
+
+void server_reload(struct lkv_server *srv)
+{
+    char err[512];
+    if (access_log_reopen(&srv->access, err, sizeof(err)) != 0)
+        log_error("%s; still writing to the old file", err);
+    if (srv->auth.path == NULL)
+        return;
+    if (auth_reload(&srv->auth, err, sizeof(err)) != 0)
+        log_error("%s; the tokens in force are kept", err);
+    else
+        log_info("%s: tokens reloaded", srv->auth.path);
+}
+
 int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
 {
     srv->cfg = cfg;
@@ -381,6 +556,10 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned pool = (unsigned)cfg->http_threads;
+    struct MHD_OptionItem tls_opts[5];
+    tls_options(srv, tls_opts);
+    if (srv->tls.cert_pem)
+        flags |= MHD_USE_TLS;
     srv->daemon = MHD_start_daemon(
         flags, 0, accept_policy, srv, on_access, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* first, to catch option errors */
@@ -400,6 +579,7 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
         MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (srv->daemon == NULL) {
@@ -464,4 +644,7 @@ void server_stop(struct lkv_server *srv)
     if (srv->sql_built)
         kvsql_free(&srv->sql);
     srv->sql_built = 0;
+    auth_close(&srv->auth);
+    access_log_close(&srv->access);
+    tls_server_free(&srv->tls);
 }

@@ -2,9 +2,12 @@
  * server.h -- the lazykvd process state and the libmicrohttpd daemon.
  *
  * struct lkv_server is the only process-wide state of lazykvd. It is filled
- * before the daemon starts and read-only while it runs, but for counters.
- * Threads: libmicrohttpd's one polling thread does all the HTTP (parsing,
- * sending); [server] threads workers (worker.h) do all the database work,
+ * before the daemon starts and read-only while it runs, but for counters,
+ * the tokens in force (auth.h: swapped on SIGHUP under their own lock) and
+ * the access log's descriptor (reopened on SIGHUP with dup2).
+ * Threads: libmicrohttpd's thread pool ([server] http_threads) does all the
+ * HTTP (TLS, parsing, sending); [server] threads workers (worker.h) do all
+ * the database work,
  * each from its own event loop; one prober per partition (prober.h) opens
  * connections and probes. A request that needs the database is suspended
  * while a worker runs it, so no thread ever waits for a round trip and the
@@ -16,10 +19,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "accesslog.h"
+#include "auth.h"
 #include "config.h"
 #include "kvsql.h"
 #include "prober.h"
 #include "stats.h"
+#include "tls.h"
 #include "worker.h"
 
 struct lkv_server {
@@ -38,7 +44,20 @@ struct lkv_server {
     struct worker *workers;       /* owned */
     int nworkers;                 /* started */
     struct backend backend;       /* what the workers share */
+    struct tls_server tls;        /* owned: HTTPS credentials; cert_pem NULL: plain HTTP */
+    struct auth auth;             /* owned: bearer tokens; auth.path NULL: no [auth] */
+    struct access_log access;     /* owned: fd -1 when off */
 };
+
+/* Reads what a bad file must stop lazykvd for, before anything starts: the
+ * HTTPS credentials, the tokens file, the access log. 0, or -1 with one
+ * line in err (lazykvd exits 2). server_stop releases them. */
+int server_prepare(struct lkv_server *srv, const struct lkv_config *cfg, char *err,
+                   size_t errlen);
+
+/* SIGHUP: reopens the access log and reads the tokens file again; each
+ * failure is logged and leaves the old one in use. */
+void server_reload(struct lkv_server *srv);
 
 /* Starts the probers, the workers and the HTTP daemon on cfg's listen
  * address (listen_port 0 picks a free port, see srv->port). 0, or -1 after
