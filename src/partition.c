@@ -137,7 +137,8 @@ static MYSQL *connect_to(struct pconn *c, const char *db, enum lkv_status *st)
     if (m == NULL) {
         remember_failure(c, err_no, err);
         if (*st == LKV_EUNAVAIL) {
-            log_warn("partition %d (%s): cannot connect: %s", c->index, c->conf->name, err);
+            /* info: every caller says it in its own words (last_error) */
+            log_info("partition %d (%s): cannot connect: %s", c->index, c->conf->name, err);
             start_backoff(c);
         } else {
             log_error("partition %d (%s): %s", c->index, c->conf->name, err);
