@@ -6,9 +6,9 @@
 # usage: tools/deps.sh [build|run|test|ci|bench]
 set -euo pipefail
 
-BUILD="gcc make pkg-config libmariadb-dev libmicrohttpd-dev libiniparser-dev libjansson-dev libcurl4-openssl-dev"
+BUILD="gcc make pkg-config libmariadb-dev libmicrohttpd-dev libgnutls28-dev libiniparser-dev libjansson-dev libcurl4-openssl-dev"
 SERVER="mariadb-server mariadb-client"
-TEST="check python3"
+TEST="check python3 curl openssl"
 CI="clang clang-tidy libclang-rt-14-dev cppcheck valgrind"
 BENCH="wrk sysbench redis-server redis-tools webdis etcd-server gnuplot-nox curl"
 
