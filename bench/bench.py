@@ -25,6 +25,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -244,7 +245,7 @@ def main():
     ap.add_argument("--only", default="",
                     help="comma-separated parts of workload names: run just those "
                          "(no large-value, connection or sync sections; for profiling)")
-    ap.add_argument("--section", choices=["watches"], default=None,
+    ap.add_argument("--section", choices=["watches", "https"], default=None,
                     help="run one section alone on the preloaded cluster (no throughput "
                          "table, no rivals, no other section); --only is then ignored")
     args = ap.parse_args()
@@ -275,6 +276,8 @@ def main():
         url = lk.url()
         if args.section == "watches":
             results["watches"] = parked_watches(lk, url, secs)
+        elif args.section == "https":
+            results["https"] = https_bench(lk, url, work, secs, runs)
         else:
             node0 = lk.cluster.db_ports[0]
             sb = ["--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-port=%d" % node0,
@@ -347,6 +350,8 @@ def main():
                     log("%-34s c=%-3d %9.0f req/s (%.0f-%.0f)  p50 %s ms  p99 %s ms  errors %d"
                         % (name, c, r["rps"], r["min"], r["max"], r["p50"], r["p99"], r["errors"]))
             results["throughput"] = table
+            if not only:
+                results["https"] = https_bench(lk, url, work, secs, runs)
 
             if only:
                 results["throughput"] = table
@@ -380,6 +385,55 @@ def main():
         json.dump(results, f, indent=1, default=str)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py"), out], check=True)
     return 0
+
+
+def make_certs(d):
+    """A CA and a server certificate for 127.0.0.1 in d; returns (ca, cert, key)."""
+    os.makedirs(d, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *a: subprocess.run(["openssl"] + list(a), cwd=d, check=True, capture_output=True)
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "san.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "san.cnf", "-out", "server.pem")
+    os.chmod(os.path.join(d, "server.key"), 0o600)
+    return [os.path.join(d, n) for n in ("ca.pem", "server.pem", "server.key")]
+
+
+def https_bench(lk, url, work, secs, runs, conns=64):
+    """Lazy GET and POST over HTTPS (keep-alive: one handshake per wrk
+    connection) against the same over plain HTTP, on two lazykvds of the same
+    cluster, in turn."""
+    ca, cert, key = make_certs(os.path.join(work, "tls"))
+
+    def ready(port):
+        ctx = ssl.create_default_context(cafile=ca)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                    t.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    return t.recv(12).startswith(b"HTTP/1.1")
+        except OSError:
+            return False
+    proc, port, _ = lk.cluster.extra_kvd({}, ready=ready,
+                                          server_lines=["tls_cert = " + cert, "tls_key = " + key])
+    procs.append(proc)
+    tls_url = "https://127.0.0.1:%d" % port
+    out = {"connections": conns}
+    for name, script in (("GET", "get.lua"), ("POST", "post.lua")):
+        plain = repeat(lambda: wrk(url, script, conns, secs), runs)
+        tls = repeat(lambda: wrk(tls_url, script, conns, secs), runs)
+        out[name] = {"http": plain, "https": tls, "ratio": ratio_of(tls["rps"], plain["rps"])}
+        log("lazy %s c=%d: HTTPS %.0f req/s vs HTTP %.0f: %.2f x" % (name, conns, tls["rps"],
+                                                                    plain["rps"], out[name]["ratio"]))
+    lk.cluster.stop_extra(proc)
+    return out
+
+
+def ratio_of(a, b):
+    return a / b if b else float("nan")
 
 
 def large_values(lk, quick):

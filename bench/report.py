@@ -204,6 +204,18 @@ def main():
                          % (name, a["rps"], b["rps"], ratio(a["rps"], b["rps"]), a.get("p99"),
                             b.get("p99")))
         lines.append("")
+    hs = r.get("https")
+    if hs:
+        lines += ["## HTTPS", "",
+                  "A second lazykvd on the same cluster with `tls_cert`/`tls_key` (ECDSA P-256, "
+                  "TLS 1.3, keep-alive: one handshake per connection) against the plain HTTP one, "
+                  "at c=%d, in turn:" % hs["connections"], ""]
+        for name in ("GET", "POST"):
+            x = hs[name]
+            lines.append("- lazy %s: %.0f req/s over HTTPS vs %.0f over HTTP: **%.2f x**; p99 %s vs %s ms"
+                         % (name, x["https"]["rps"], x["http"]["rps"], x["ratio"],
+                            x["https"].get("p99"), x["http"].get("p99")))
+        lines.append("")
     lg = r.get("large")
     if lg:
         lines += ["## Large values", ""]

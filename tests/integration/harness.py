@@ -118,17 +118,19 @@ class Cluster:
         except OSError:
             return False
 
-    def extra_kvd(self, overrides, append="", ready=None):
+    def extra_kvd(self, overrides, append="", ready=None, server_lines=()):
         """Starts a second lazykvd on its own port with some [server] or
         [store] keys overridden (a dict) and text appended to its
         configuration (new sections such as [auth]); returns (Popen, port,
         log path). ready(port) says when it answers (default: plain HTTP
         /health). The caller stops it (stop_extra)."""
-        return self.spawn_kvd(self.kvd_config(overrides, append), ready=ready)
+        return self.spawn_kvd(self.kvd_config(overrides, append, server_lines=server_lines),
+                              ready=ready)
 
-    def kvd_config(self, overrides=None, append="", name="extra.cfg"):
+    def kvd_config(self, overrides=None, append="", name="extra.cfg", server_lines=()):
         """Writes a copy of the test configuration with keys overridden (a
-        dict) and text appended; returns its path (mode 0600)."""
+        dict), lines added to [server] (e.g. "tls_cert = ...") and text
+        appended; returns its path (mode 0600)."""
         cfg = os.path.join(self.dir, name)
         text = open(self.config).read()
         for key, value in (overrides or {}).items():
@@ -136,6 +138,9 @@ class Cluster:
             # an override of a key the test config does not list would be
             # silently ignored: list it in write_config, or append it
             assert n == 1, "kvd_config: %r is not in the test config" % key
+        if server_lines:
+            text = text.replace("[server]\n", "[server]\n" + "".join(
+                line + "\n" for line in server_lines), 1)
         if append:
             text += "\n" + append + "\n"
         with open(cfg, "w") as f:
