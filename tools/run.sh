@@ -30,6 +30,7 @@ bin/lazykv-admin -c "$CONFIG" init
 bin/lazykv-sync -c "$CONFIG" --loop 5 >>"$VAR/sync.log" 2>&1 &
 sync_pid=$!
 echo "lazykv: sync running (log: $VAR/sync.log); Ctrl-C stops everything" >&2
+echo "lazykv: requests logged to the access_log of $CONFIG (var/access.log)" >&2
 bin/lazykvd -c "$CONFIG" $root_flag &
 kvd_pid=$!
 # Until lazykvd exits, or whoever started this script does: Ctrl-C in a
