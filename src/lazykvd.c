@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "lkv.h"
 #include "log.h"
@@ -106,12 +107,21 @@ static int check_schemas(const struct lkv_config *cfg)
 }
 
 /* -t: the effective configuration, and the certificate lazykvd would
- * serve (its files checked as at start-up). 0, or 2 with one line. */
+ * serve (its files and the tokens file checked as at start-up). 0, or 2
+ * with one line. */
 static int check_config(struct lkv_config *cfg)
 {
     struct tls_server tls;
     char err[512], notes[1024] = "";
     int rc = 0;
+    struct auth tokens;
+    if (cfg->tokens_file && auth_open(&tokens, cfg->tokens_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "lazykvd: %s\n", err);
+        config_free(cfg);
+        return 2;
+    }
+    if (cfg->tokens_file)
+        auth_close(&tokens);
     if (tls_server_load(&tls, cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "lazykvd: %s\n", err);
         rc = 2;
