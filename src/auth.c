@@ -27,19 +27,20 @@ static int read_file(const char *path, struct buf *out, char *err, size_t errlen
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        snprintf(err, errlen, "[auth] tokens_file: cannot read %s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     int rc = -1;
     if (fstat(fd, &st) != 0)
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        snprintf(err, errlen, "[auth] tokens_file: cannot read %s: %s", path, strerror(errno));
     else if (st.st_mode & S_IROTH)
-        snprintf(err, errlen, "%s is readable by others (chmod o-r)", path);
+        snprintf(err, errlen, "[auth] tokens_file: %s is readable by others (chmod o-r)", path);
     else if (st.st_size > TOKENS_FILE_MAX)
-        snprintf(err, errlen, "%s: larger than %d bytes", path, TOKENS_FILE_MAX);
+        snprintf(err, errlen, "[auth] tokens_file: %s is larger than %d bytes", path,
+                 TOKENS_FILE_MAX);
     else if (buf_reserve(out, (size_t)st.st_size + 1) != 0)
-        snprintf(err, errlen, "%s: out of memory", path);
+        snprintf(err, errlen, "[auth] tokens_file: %s: out of memory", path);
     else
         rc = 0;
     while (rc == 0) {
@@ -49,7 +50,7 @@ static int read_file(const char *path, struct buf *out, char *err, size_t errlen
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || (out->len += (size_t)n) == out->cap) {
-            snprintf(err, errlen, "%s: cannot read: %s", path,
+            snprintf(err, errlen, "[auth] tokens_file: cannot read %s: %s", path,
                      n < 0 ? strerror(errno) : "it grew while being read");
             rc = -1;
         }

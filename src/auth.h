@@ -37,8 +37,8 @@ enum auth_verdict {
 };
 
 /* Reads path and puts its tokens in force. 0, or -1 with one line in err:
- * "PATH:LINE: reason", "PATH: cannot read: ...", "PATH is readable by
- * others ...". */
+ * "PATH:LINE: reason", "[auth] tokens_file: cannot read PATH: ...",
+ * "[auth] tokens_file: PATH is readable by others ...". */
 int auth_open(struct auth *a, const char *path, char *err, size_t errlen);
 
 /* Reads the file again; on any error the tokens in force stay and err says

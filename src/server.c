@@ -261,7 +261,8 @@ static enum auth_verdict authenticate(struct lkv_server *srv, struct request *re
     struct auth_need need;
     unsigned perms = 0;
     handle_auth_need(req, &need);
-    if (req->uri_status == LKV_OK && req->uri.route == ROUTE_HEALTH) {
+    if (req->uri_status == LKV_OK && req->uri.route == ROUTE_HEALTH &&
+        (req->method == M_GET || req->method == M_HEAD)) {
         /* public, but brief, unless a token with 'a' says who asks */
         req->health_brief = 1;
         if (req->authorization == NULL)
