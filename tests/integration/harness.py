@@ -170,7 +170,11 @@ class Cluster:
             if proc.poll() is not None:
                 raise AssertionError("lazykvd exited: %s" % open(logpath).read()[-2000:])
             return ready(port)
-        wait_for(up, what="the extra lazykvd")
+        try:
+            wait_for(up, what="the extra lazykvd")
+        except BaseException:
+            self.stop_extra(proc)  # never leave it running behind a failed test
+            raise
         return proc, port, logpath
 
     def _ping(self, port):
