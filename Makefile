@@ -25,7 +25,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate render stats kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
+DAEMON    = uri negotiate render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
 ADMIN     = admin antientropy authfile auth
 SYNC      = sync lazykv_sync
 

@@ -290,6 +290,7 @@ static void begin_call(struct dbconn *c, dbconn_done_fn done, void *arg)
     c->affected_rows = 0;
     c->insert_id = 0;
     c->last_errno = 0;
+    c->timed_out = 0;
     c->last_error[0] = '\0';
 }
 
@@ -377,6 +378,7 @@ void dbconn_on_timeout(struct dbconn *c)
     if (!c->busy)
         return;
     log_warn("partition %d (%s): no answer within the timeout", c->partition, c->name);
+    c->timed_out = 1;
     /* The library fails the call (CR_SERVER_LOST) and closes its socket:
      * stop watching it first. */
     set_watch(c, -1, 0);

@@ -79,6 +79,7 @@ struct dbconn {
     uint64_t affected_rows;
     uint64_t insert_id;
     unsigned last_errno;
+    int timed_out;                  /* the last call failed on its deadline */
     char last_error[256];
     size_t largest_value;           /* set by the caller: see dbconn_release_buffers */
 };

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "log.h"
+#include "metrics.h"
 #include "negotiate.h"
 #include "placement.h"
 #include "prober.h"
@@ -613,12 +614,24 @@ static void finish_list(struct request *req, struct reply *rep)
 
 /* ---- health -------------------------------------------------------------- */
 
+/* The last sync pass recorded at the partitions (syncstatus.h), or null. */
+static json_t *sync_doc(const struct sync_status *st)
+{
+    if (!st->known)
+        return json_null();
+    char end[VERSION_DATE_LEN];
+    version_rfc3339(st->end_us, end);
+    return json_pack("{s:s, s:i, s:I, s:f}", "last_pass_end", end, "exit_code", st->exit_code,
+                     "rows", (json_int_t)st->rows, "lag_seconds", (double)st->lag_ms / 1e3);
+}
+
 /* What the probers know now (they probe every second, and every fault a
  * worker meets is recorded at once): no database work on the request. */
 static void handle_health(struct lkv_server *srv, struct request *req, struct reply *rep)
 {
     const struct lkv_config *cfg = srv->cfg;
     int n = cfg->partitions;
+    struct sync_status last = {0};
     json_t *parts = json_array();
     int up = 0;
     for (int p = 0; parts && p < n; p++) {
@@ -632,6 +645,13 @@ static void handle_health(struct lkv_server *srv, struct request *req, struct re
             snprintf(addr, sizeof(addr), "%s:%d", pc->host, pc->port);
         json_t *o = json_pack("{s:i, s:s, s:s, s:b}", "index", p, "database", pc->name,
                               "address", addr, "reachable", ok);
+        struct sync_status st;
+        uint64_t pending;
+        if (o && prober_sync_status(&srv->probers[p], &st, &pending) == 0) {
+            json_object_set_new(o, "pending_rows", json_integer((json_int_t)pending));
+            if (st.known && st.end_us > last.end_us)
+                last = st;
+        }
         if (o == NULL || json_array_append_new(parts, o) != 0) {
             json_decref(parts);
             parts = NULL;
@@ -643,10 +663,10 @@ static void handle_health(struct lkv_server *srv, struct request *req, struct re
         json_decref(parts);
         doc = json_pack("{s:s}", "status", status);
     } else {
-        doc = parts ? json_pack("{s:s, s:s, s:s, s:i, s:i, s:o}", "status", status, "mode",
+        doc = parts ? json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:o}", "status", status, "mode",
                                 cfg->test_mode ? "test" : "production", "auth",
                                 cfg->tokens_file ? "on" : "off", "reachable", up, "partitions",
-                                n, "partition", parts)
+                                n, "partition", parts, "sync", sync_doc(&last))
                     : NULL;
     }
     reply_doc(rep, req, up > 0 ? 200 : 503, doc, "health", 0);
@@ -702,19 +722,8 @@ void handle_auth_refused(struct request *req, struct reply *rep, enum auth_verdi
 
 static void handle_metrics(struct lkv_server *srv, struct request *req, struct reply *rep)
 {
-    struct stats totals;
-    memset(&totals, 0, sizeof(totals));
-    server_stats(srv, &totals);
     struct buf b = BUF_INIT;
-    int rc = stats_render(&b, &totals);
-    rc |= buf_printf(&b, "# HELP lazykv_http_connections client connections open now\n"
-                         "# TYPE lazykv_http_connections gauge\nlazykv_http_connections %d\n",
-                     atomic_load(&srv->connections));
-    rc |= buf_printf(&b, "# HELP lazykv_watches_waiting requests waiting for a change "
-                         "(watches, blocking lock acquisitions)\n"
-                         "# TYPE lazykv_watches_waiting gauge\nlazykv_watches_waiting %d\n",
-                     watch_waiting(srv->backend.hub));
-    if (rc != 0) {
+    if (metrics_render(srv, &b) != 0) {
         buf_free(&b);
         reply_status(req, rep, LKV_ENOMEM, "out of memory");
         return;

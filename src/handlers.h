@@ -17,7 +17,7 @@
 #include "lkv.h"
 #include "uri.h"
 
-enum method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER };
+enum method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER, M_COUNT };
 
 #define REPLY_MAX_HEADERS 12
 

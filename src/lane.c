@@ -35,6 +35,7 @@ enum { W_NONE, W_LONE, W_BEGIN, W_LOCK, W_INSERT, W_UPSERT, W_COMMIT, W_ROLLBACK
 
 _Static_assert(KVSQL_COUNT <= DBCONN_MAX_STMTS, "a connection caches every statement");
 _Static_assert(CONFIG_MAX_BATCH <= KVSQL_MANY_MAX, "[server] batch fits a statement");
+_Static_assert(LANE_KINDS == PART_STMT_KINDS, "prober.h counts statements by lane kind");
 
 static void kick(struct lane *l);
 
@@ -82,6 +83,21 @@ static void fail_queue(struct lane *l, enum lkv_status st)
     }
 }
 
+/* Records a batch of n requests that has ended (prober.h part_stats). */
+static void count_batch(struct lane *l, int n)
+{
+    struct part_stats *ps = &l->prober->stats;
+    atomic_fetch_sub_explicit(&ps->in_flight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ps->statements[l->kind], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ps->requests[l->kind], (uint_fast64_t)n, memory_order_relaxed);
+    histo_observe(&ps->duration[l->kind], clock_mono_us() - l->started_us);
+}
+
+static void count_error(struct lane *l, enum part_error e)
+{
+    atomic_fetch_add_explicit(&l->prober->stats.errors[e], 1, memory_order_relaxed);
+}
+
 /* Ends the batch in flight: each job keeps the status already set in it
  * (st_all overrides it unless LKV_OK), then the next batch may start. */
 static void end_batch(struct lane *l, enum lkv_status st_all)
@@ -93,6 +109,7 @@ static void end_batch(struct lane *l, enum lkv_status st_all)
     l->step = W_NONE;
     l->attempt = 0;
     l->retry_at_us = 0;
+    count_batch(l, n);
     for (int i = 0; i < n; i++) {
         done[i]->statements = i == 0;
         answer(done[i], st_all != LKV_OK ? st_all : done[i]->st);
@@ -109,6 +126,11 @@ static void retry_later(struct lane *l);
  * starts the partition's back-off; anything else fails the batch. */
 static void batch_failed(struct lane *l, enum lkv_status st)
 {
+    count_error(l, dbconn_deadlocked(&l->conn)  ? PART_ERR_DEADLOCK
+                   : l->conn.timed_out            ? PART_ERR_TIMEOUT
+                   : !dbconn_ready(&l->conn) ||
+                           dbconn_faulted(&l->conn) ? PART_ERR_CONNECTION
+                                                    : PART_ERR_OTHER);
     if (dbconn_deadlocked(&l->conn) && l->attempt + 1 < PCONN_DEADLOCK_ATTEMPTS) {
         stats_add(worker_stats(l->worker), db_deadlock_retries_total, 1);
         retry_later(l);
@@ -684,6 +706,10 @@ static void kick(struct lane *l)
         return;
     }
     take_batch(l);
+    if (l->nbatch == 0)
+        return;
+    l->started_us = clock_mono_us();
+    atomic_fetch_add_explicit(&l->prober->stats.in_flight, 1, memory_order_relaxed);
     run_batch(l);
 }
 
@@ -706,9 +732,13 @@ void lane_connected(struct lane *l)
     l->connecting = 0;
     l->connect_deadline_us = 0;
     if (m == NULL) {
+        count_error(l, PART_ERR_CONNECT);
         fail_queue(l, LKV_EUNAVAIL);
         return;
     }
+    if (l->ever_connected)
+        atomic_fetch_add_explicit(&l->prober->stats.reconnects, 1, memory_order_relaxed);
+    l->ever_connected = 1;
     dbconn_attach(&l->conn, m);
     kick(l);
 }
@@ -740,6 +770,7 @@ void lane_on_time(struct lane *l, uint64_t now_us)
          * the connection if it comes after all. */
         l->connect_deadline_us = 0;
         prober_note_fault(l->prober);
+        count_error(l, PART_ERR_CONNECT);
         fail_queue(l, LKV_EUNAVAIL);
         return;
     }
@@ -760,6 +791,7 @@ void lane_close(struct lane *l, enum lkv_status st)
         int n = l->nbatch;
         memcpy(done, l->batch, (size_t)n * sizeof(struct job *));
         l->nbatch = 0;
+        atomic_fetch_sub_explicit(&l->prober->stats.in_flight, 1, memory_order_relaxed);
         for (int i = 0; i < n; i++)
             answer(done[i], st);
     }

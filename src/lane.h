@@ -135,6 +135,8 @@ struct lane {
     int attempt;                    /* deadlock retries of this batch */
     uint64_t retry_at_us;           /* 0, or when to run the batch again */
     uint64_t now_us;                /* the batch's clock for new versions */
+    uint64_t started_us;            /* monotonic: when the batch in flight began */
+    int ever_connected;             /* a connection was delivered before (reconnects) */
     uint64_t rng;                   /* retry jitter */
     /* bound parameters and result buffers of the statement in flight */
     MYSQL_BIND param[KVSQL_MANY_MAX * LANE_ROW_PARAMS];

@@ -46,6 +46,38 @@ int prober_reachable(const struct prober *p)
            atomic_load_explicit(&p->last_fault_us, memory_order_relaxed);
 }
 
+/* Every SYNCSTATUS_INTERVAL_US, on the probe's connection: the sync's last
+ * pass and the backlog. A failure is not a fault of the partition (the ping
+ * decides that): the last values stay until the next read. */
+static void read_status(struct prober *p)
+{
+    uint64_t now = clock_mono_us(), pending;
+    struct sync_status st;
+    if (now < p->next_status_us)
+        return;
+    p->next_status_us = now + SYNCSTATUS_INTERVAL_US;
+    if (syncstatus_read(p->probe, p->cfg->table_name, &st, &pending) != 0) {
+        log_debug("partition %d (%s): cannot read the sync's status: %s", p->index,
+                  p->cfg->part[p->index].name, mysql_error(p->probe));
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->sync = st;
+    p->pending = pending;
+    p->status_read = 1;
+    pthread_mutex_unlock(&p->lock);
+}
+
+int prober_sync_status(struct prober *p, struct sync_status *st, uint64_t *pending)
+{
+    pthread_mutex_lock(&p->lock);
+    int known = p->status_read;
+    *st = p->sync;
+    *pending = p->pending;
+    pthread_mutex_unlock(&p->lock);
+    return known ? 0 : -1;
+}
+
 /* Pings the prober's own (blocking) connection, opening it if needed. */
 static void probe(struct prober *p)
 {
@@ -72,6 +104,7 @@ static void probe(struct prober *p)
         }
     }
     note_ok(p);
+    read_status(p);
 }
 
 static void serve(struct prober *p, struct prober_req *r)

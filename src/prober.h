@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "histo.h"
+#include "syncstatus.h"
 
 /* After a connection fault, requests fail fast for this long, unless a
  * connection succeeds meanwhile. */
@@ -36,6 +38,27 @@ struct prober_req {
     void *arg;                 /* ref: the requester's */
 };
 
+/* What the partition's lanes (lane.h) record for /metrics, from every
+ * worker (relaxed atomics). */
+#define PART_STMT_KINDS 6 /* lane.h: enum lane_kind */
+enum part_error {
+    PART_ERR_CONNECT,    /* no connection could be had (refused, back-off, connect timeout) */
+    PART_ERR_TIMEOUT,    /* a statement got no answer within read/write_timeout */
+    PART_ERR_CONNECTION, /* a connection broke during a statement */
+    PART_ERR_DEADLOCK,   /* InnoDB chose the transaction as a deadlock victim */
+    PART_ERR_OTHER,      /* any other error of a statement */
+    PART_ERR_KINDS
+};
+
+struct part_stats {
+    atomic_int in_flight;                              /* statements (or transactions) running */
+    atomic_uint_fast64_t statements[PART_STMT_KINDS];  /* run, by lane kind */
+    atomic_uint_fast64_t requests[PART_STMT_KINDS];    /* requests they carried (batching) */
+    atomic_uint_fast64_t errors[PART_ERR_KINDS];
+    atomic_uint_fast64_t reconnects;                   /* a lane's connection opened again */
+    struct histo duration[PART_STMT_KINDS];            /* statement (transaction) latency */
+};
+
 struct prober {
     const struct lkv_config *cfg;        /* ref */
     int index;
@@ -50,7 +73,17 @@ struct prober {
     atomic_uint_fast64_t last_ok_us;     /* last successful probe or connect */
     atomic_uint_fast64_t last_fault_us;  /* last failed probe, connect or statement */
     atomic_uint_fast64_t connects;       /* connections opened for the workers */
+    struct part_stats stats;             /* written by the lanes */
+    /* read every SYNCSTATUS_INTERVAL_US on the probe's connection, under lock */
+    struct sync_status sync;             /* the last sync pass recorded here */
+    uint64_t pending;                    /* rows changed here, not yet stamped by a pass */
+    int status_read;                     /* sync and pending have been read */
+    uint64_t next_status_us;             /* the thread's: when to read them again */
 };
+
+/* What the prober last read of the sync's status and the backlog (see
+ * syncstatus.h). 0 when it has read them, else -1. */
+int prober_sync_status(struct prober *p, struct sync_status *st, uint64_t *pending);
 
 /* Starts the thread for partition index of cfg. 0, or -1 (logged). */
 int prober_start(struct prober *p, const struct lkv_config *cfg, int index);

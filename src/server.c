@@ -386,6 +386,19 @@ static void log_access(struct lkv_server *srv, struct MHD_Connection *conn,
     access_log_write(&srv->access, &e);
 }
 
+/* The route label of req's latency (metrics): keys by path, lists, and
+ * everything else (health, metrics, errors) as "admin". */
+static enum server_route route_of(const struct request *req)
+{
+    if (req->uri_status != LKV_OK)
+        return SERVER_ADMIN;
+    switch (req->uri.route) {
+    case ROUTE_KEY: return req->uri.canonical ? SERVER_CANONICAL : SERVER_LAZY;
+    case ROUTE_LIST: return SERVER_LIST;
+    default: return SERVER_ADMIN;
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -393,6 +406,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct lkv_server *srv = cls;
     struct request *req = *req_cls;
     if (req) {
+        if (req->status != 0 && req->begun)
+            histo_observe(&srv->http_duration[route_of(req)][req->method],
+                          clock_mono_us() - req->started_us);
         log_access(srv, conn, req);
         if (req->dispatched)
             atomic_fetch_sub(&srv->dispatched, 1); /* its answer went out (or never will) */

@@ -22,11 +22,15 @@
 #include "accesslog.h"
 #include "auth.h"
 #include "config.h"
+#include "histo.h"
 #include "kvsql.h"
 #include "prober.h"
 #include "stats.h"
 #include "tls.h"
 #include "worker.h"
+
+enum server_route { SERVER_LAZY, SERVER_CANONICAL, SERVER_LIST, SERVER_ADMIN, SERVER_ROUTES };
+#define SERVER_METHODS 6 /* handlers.h: enum method */
 
 struct lkv_server {
     const struct lkv_config *cfg; /* ref: owned by main */
@@ -47,6 +51,9 @@ struct lkv_server {
     struct tls_server tls;        /* owned: HTTPS credentials; cert_pem NULL: plain HTTP */
     struct auth auth;             /* owned: bearer tokens; auth.path NULL: no [auth] */
     struct access_log access;     /* owned: fd -1 when off */
+    /* request latency by route (lazy, canonical, list, admin) and method
+     * (handlers.h enum method), observed by libmicrohttpd's threads */
+    struct histo http_duration[SERVER_ROUTES][SERVER_METHODS];
 };
 
 /* Reads what a bad file must stop lazykvd for, before anything starts: the
