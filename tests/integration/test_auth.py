@@ -650,7 +650,7 @@ def test_start_refused_for_a_tokens_file_readable_by_others(c):
         assert harness.Cluster.stop_extra(proc) == 0
     # missing: the line names the key and the path
     missing = os.path.join(c.dir, "no-such.tokens")
-    cfg = c.kvd_config({}, append="[auth]\ntokens_file = %s" % missing, name="missing.cfg")
+    cfg = c.kvd_config({}, append="[auth]\ntokens_file = %s" % missing, name="tokens-file-missing.cfg")
     err = start_refused(c, cfg)
     assert "tokens_file" in err and missing in err, err
 
