@@ -29,7 +29,7 @@ static MYSQL_STMT *prepare(MYSQL *m, const char *tmpl, const char *table)
  * out[i] with the row's name matched against names (nameless: out[0]). */
 static int read_values(MYSQL_STMT *s, int named, uint64_t out[NNAMES], int *found)
 {
-    char name[64];
+    char name[64] = "";
     unsigned long nlen = 0;
     uint64_t value = 0;
     MYSQL_BIND r[2];

@@ -63,7 +63,7 @@ static char *read_pem(const char *key, const char *path, int secret, char *err, 
 
 static gnutls_datum_t datum_of(const char *pem)
 {
-    gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
+    gnutls_datum_t d = {(unsigned char *)pem, pem ? (unsigned)strlen(pem) : 0};
     return d;
 }
 
