@@ -28,8 +28,8 @@
     "overflow-wrap:anywhere}small{color:#555}"                                                 \
     "dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dt{font-weight:600}"   \
     "dd{margin:0;overflow-wrap:anywhere}"                                                      \
-    ".tbl{overflow-x:auto}table{border-collapse:collapse;min-width:100%}"                      \
-    "th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #ddd}"                    \
+    ".tbl{overflow-x:auto}table{border-collapse:collapse;min-width:100%;font-size:.9em}"       \
+    "th,td{text-align:left;padding:.3em .4em;border-bottom:1px solid #ddd}"                    \
     ".bad{color:#b00020;font-weight:600}.ok{color:#0a7d2c}"                                    \
     "form{display:flex;flex-wrap:wrap;gap:.5em;align-items:center}"                            \
     "input,button{font-size:1em;padding:.3em}input[type=search]{flex:1;min-width:8em}"
@@ -406,8 +406,7 @@ static int key_value(struct buf *b, const struct html_key *k)
         return -1;
     if (!html_value_is_text(k->ctype, v, k->value_len))
         return buf_puts(b, "<p>Not shown: not text. ") ||
-                       raw_link(b, k, "Download the value") || buf_puts(b, " (") ||
-                       put_size(b, k->value_len) || buf_puts(b, ").</p>\n")
+                       raw_link(b, k, "Download the value") || buf_puts(b, "</p>\n")
                    ? -1
                    : 0;
     size_t shown = k->value_len;

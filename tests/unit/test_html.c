@@ -189,7 +189,7 @@ START_TEST(key_page_links_binary_values)
     check_page(s, len);
     ck_assert_ptr_null(strstr(s, "<pre>"));
     ck_assert_ptr_nonnull(strstr(s, "<a href=\"/canonicalbucket/photos/cat.png?raw=1\" "
-                                    "download=\"cat.png\">Download the value</a> (6 bytes)"));
+                                    "download=\"cat.png\">Download the value</a></p>"));
     ck_assert_ptr_nonnull(strstr(s, "<dt>Expires</dt><dd>never</dd>"));
     free(s);
 }
