@@ -216,6 +216,11 @@ def test_list_shows_a_script_key_as_text_and_links_it(c):
     assert int(f["Partition"].split()[0]) in range(c.n), f
     html_get(c, a["href"])
     screenshot(c, a["href"], "key")
+    # up to the list of the key's "directory", across to the master's copy
+    up = k.link("Keys under /bucket/browser/x/<script>alert(1)</")
+    assert up["href"] == "/bucket/?prefix=" + q("browser/x/<script>alert(1)</", safe="/")
+    master = html_get(c, k.link("Read it at its master")["href"])
+    assert master.status == 200 and b"(the key&#39;s master)" in master.body
 
 
 def test_key_page_says_which_partition_answered(c):
@@ -247,6 +252,14 @@ def test_next_page_link(c):
     assert not [l for l in second.links if l.get("rel") == "next"]
     assert "First page" in [l["text"] for l in second.links]
     html_get(c, nxt[0]["href"])
+    # values=1: each key with its size, type and version; links keep it
+    r = html_get(c, "/canonicalbucket/?prefix=browser/page/&limit=2&values=1")
+    d = Dom()
+    d.feed(r.body.decode())
+    assert d.key_links() == keys[:2]
+    assert r.body.count(b"<small>1 byte, text/plain, version ") == 2, r.body
+    assert [l["href"] for l in d.links if l.get("rel") == "next"] == [
+        "/canonicalbucket/?prefix=browser/page/&start_after=browser/page/1&limit=2&values=1"]
 
 
 def test_prefix_form(c):
