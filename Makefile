@@ -25,7 +25,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
+DAEMON    = uri negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
 ADMIN     = admin antientropy authfile auth
 SYNC      = sync lazykv_sync
 
@@ -104,7 +104,7 @@ install: all
 
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
-UNIT_MODS = log buf codec config placement version uri negotiate render rcache token authfile accesslog
+UNIT_MODS = log buf codec config placement version uri negotiate html render rcache token authfile accesslog
 $(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o
 	$(CC) $(CFLAGS) -Isrc/client -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
 	    $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o $(LDLIBS) $(shell pkg-config --libs check)
@@ -131,7 +131,7 @@ test:
 # in tests/fuzz/corpus/ (new inputs go to build/fuzz/, not the repo).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS  = uri headers render config tokens
-FUZZ_MODS     = log buf codec config placement version uri negotiate render authfile
+FUZZ_MODS     = log buf codec config placement version uri negotiate html render authfile
 FUZZ_CFLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_input.h $(patsubst %,src/%.c,$(FUZZ_MODS))

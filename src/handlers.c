@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "codec.h"
+#include "html.h"
 #include "log.h"
 #include "metrics.h"
 #include "negotiate.h"
@@ -132,6 +133,23 @@ static void reply_doc(struct reply *rep, const struct request *req, unsigned sta
     json_decref(doc);
     if (rep->body == NULL)
         reply_oom(rep);
+    else if (m == MEDIA_HTML)
+        reply_header(rep, "Content-Security-Policy", "%s", HTML_CSP);
+}
+
+/* A page of the HTML view (html.h; stolen, NULL when out of memory) as the
+ * reply. */
+static void reply_page(struct reply *rep, unsigned status, char *page, size_t len)
+{
+    if (page == NULL) {
+        reply_oom(rep);
+        return;
+    }
+    rep->status = status;
+    rep->body = page;
+    rep->body_len = len;
+    rep->content_type = negotiate_content_type(MEDIA_HTML);
+    reply_header(rep, "Content-Security-Policy", "%s", HTML_CSP);
 }
 
 void handle_error(struct request *req, struct reply *rep, unsigned status, const char *detail)
@@ -253,7 +271,8 @@ static int start_get(struct request *req, struct reply *rep)
      * length) judged on the record it returns: a lazy read of the same key
      * twice could reach two partitions holding two versions. A HEAD takes
      * the value too when a document may be chosen, whose length needs it. */
-    op->job.want_value = req->method != M_HEAD || negotiate_document_possible(req->accept);
+    op->job.want_value = req->method != M_HEAD ||
+                         (!u->raw && negotiate_document_possible(req->accept));
     if (u->index) {
         /* A watch: answered from the master, when the index moves. */
         if (parse_index(u->index, u->index_len, &op->watch_index) != 0) {
@@ -265,6 +284,24 @@ static int start_get(struct request *req, struct reply *rep)
         set_wait(op, WATCH_KEY, u->key, u->key_len, u->wait);
     }
     return 1;
+}
+
+/* The HTML view of a key read (html.h). NULL when out of memory. */
+static char *key_page(const struct kv_op *op, size_t *len)
+{
+    const struct record *rec = &op->rec;
+    char etag[VERSION_ETAG_LEN], date[VERSION_DATE_LEN], expires[VERSION_DATE_LEN];
+    version_etag(rec->version, etag);
+    version_http_date(rec->version, date);
+    if (rec->expires_at)
+        version_rfc3339(rec->expires_at, expires);
+    struct html_key k = {
+        .canonical = op->canonical, .key = rec->key, .key_len = rec->key_len,
+        .value = rec->value, .value_len = rec->value_len, .ctype = rec->ctype,
+        .version = rec->version, .etag = etag, .last_modified = date,
+        .expires = rec->expires_at ? expires : NULL, .partition = op->served,
+    };
+    return html_key_page(&k, len);
 }
 
 static void finish_get(struct request *req, struct reply *rep)
@@ -289,7 +326,8 @@ static void finish_get(struct request *req, struct reply *rep)
         add_validators(rep, rec->version);
         goto out;
     }
-    enum media m = negotiate_media(req->accept, rec->ctype);
+    /* ?raw=1 (the HTML view's download links): the value, whatever the Accept */
+    enum media m = req->uri.raw ? MEDIA_RAW : negotiate_media(req->accept, rec->ctype);
     if (m == MEDIA_NONE) {
         handle_error(req, rep, 406, "no acceptable representation: the value is served raw, "
                                     "or as JSON, XML, HTML or text");
@@ -314,8 +352,14 @@ static void finish_get(struct request *req, struct reply *rep)
             stats_add(worker_stats(op->worker), value_bytes_out_total, rec->value_len);
             rec->value = NULL;
         }
+    } else if (m == MEDIA_HTML) {
+        size_t len = 0;
+        char *page = key_page(op, &len);
+        reply_page(rep, 200, page, len);
+        if (rep->status != 200)
+            goto out;
     } else {
-        reply_doc(rep, req, 200, value_doc(rec, m == MEDIA_XML || m == MEDIA_HTML), "value", 0);
+        reply_doc(rep, req, 200, value_doc(rec, m == MEDIA_XML), "value", 0);
         if (rep->status != 200)
             goto out;
     }
@@ -545,28 +589,26 @@ static json_t *key_json(const struct kv_key *k, int url, struct buf *scratch)
                : NULL;
 }
 
-static void finish_list(struct request *req, struct reply *rep)
+/* The last key of a truncated page: where the next one starts. With values,
+ * the page may have lost keys deleted since they were listed: it ends where
+ * the listing ended. */
+static const struct kv_key *list_last(const struct kv_op *op, size_t count)
+{
+    return op->values_cut ? &op->cut_after : &op->keys.item[count - 1];
+}
+
+/* The list as a document (JSON, XML, text), its keys percent-encoded when
+ * any is not UTF-8 or encoding=url asks. NULL when out of memory. */
+static json_t *list_doc(const struct request *req, size_t count, int truncated, int markup)
 {
     const struct uri *u = &req->uri;
-    struct kv_op *op = &req->op;
+    const struct kv_op *op = &req->op;
     const struct kv_keys *kl = &op->keys;
-    enum lkv_status st = op->st;
-    if (st != LKV_OK) {
-        reply_status(req, rep, st,
-                     st == LKV_EUNAVAIL ? (u->canonical ? "a partition is unreachable"
-                                                        : "no partition is reachable")
-                                        : "the list failed");
-        return;
-    }
-    int truncated = kl->n > (size_t)u->limit || op->values_cut;
-    size_t count = kl->n > (size_t)u->limit ? (size_t)u->limit : kl->n;
     int url = u->url_encoding;
     for (size_t i = 0; i < count && !url; i++)
         url = !codec_utf8_valid(kl->item[i].key, kl->item[i].len);
     if (op->values_cut && !url)
         url = !codec_utf8_valid(op->cut_after.key, op->cut_after.len);
-    enum media m = negotiate_media(req->accept, NULL);
-    int markup = m == MEDIA_XML || m == MEDIA_HTML;
     json_t *keys = json_array();
     struct buf enc = BUF_INIT;
     for (size_t i = 0; keys && i < count; i++) {
@@ -593,17 +635,70 @@ static void finish_list(struct request *req, struct reply *rep)
     if (doc && url)
         json_object_set_new(doc, "encoding", json_string("url"));
     if (doc && truncated) {
-        /* With values, the page may have lost keys deleted since they were
-         * listed: it ends where the listing ended. */
-        const struct kv_key *last = op->values_cut ? &op->cut_after : &kl->item[count - 1];
-        json_t *next = key_json(last, url, &enc);
+        json_t *next = key_json(list_last(op, count), url, &enc);
         if (next == NULL || json_object_set_new(doc, "next_start_after", next) != 0) {
             json_decref(doc);
             doc = NULL;
         }
     }
     buf_free(&enc);
-    reply_doc(rep, req, 200, doc, "list", 0);
+    return doc;
+}
+
+/* The list as a page of the HTML view (html.h). NULL when out of memory. */
+static char *list_page(const struct request *req, size_t count, int truncated, size_t *len)
+{
+    const struct uri *u = &req->uri;
+    const struct kv_op *op = &req->op;
+    const struct kv_key *next = truncated ? list_last(op, count) : NULL;
+    struct html_list l = {
+        .canonical = u->canonical, .prefix = u->prefix, .prefix_len = u->prefix_len,
+        .start_after = u->start_after, .start_after_len = u->start_after_len,
+        .limit = u->limit, .limit_default = URI_LIMIT_DEFAULT, .values = u->values,
+        .count = count, .next = next ? next->key : NULL, .next_len = next ? next->len : 0,
+    };
+    struct buf b = BUF_INIT;
+    int rc = html_list_open(&b, &l);
+    for (size_t i = 0; rc == 0 && i < count && op->keys.item; i++) {
+        const struct kv_key *k = &op->keys.item[i];
+        struct html_entry e = {0};
+        if (k->rec) {
+            e.size = k->rec->value_len;
+            e.ctype = k->rec->ctype;
+            e.version = k->rec->version;
+        }
+        rc = html_list_key(&b, &l, k->key, k->len, k->rec ? &e : NULL);
+    }
+    if (rc != 0 || html_list_close(&b, &l) != 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_steal(&b, len);
+}
+
+static void finish_list(struct request *req, struct reply *rep)
+{
+    const struct uri *u = &req->uri;
+    struct kv_op *op = &req->op;
+    const struct kv_keys *kl = &op->keys;
+    enum lkv_status st = op->st;
+    if (st != LKV_OK) {
+        reply_status(req, rep, st,
+                     st == LKV_EUNAVAIL ? (u->canonical ? "a partition is unreachable"
+                                                        : "no partition is reachable")
+                                        : "the list failed");
+        return;
+    }
+    int truncated = kl->n > (size_t)u->limit || op->values_cut;
+    size_t count = kl->n > (size_t)u->limit ? (size_t)u->limit : kl->n;
+    enum media m = negotiate_media(req->accept, NULL);
+    if (m == MEDIA_HTML) {
+        size_t len = 0;
+        char *page = list_page(req, count, truncated, &len);
+        reply_page(rep, 200, page, len);
+    } else {
+        reply_doc(rep, req, 200, list_doc(req, count, truncated, m == MEDIA_XML), "list", 0);
+    }
     if (rep->status != 200)
         return;
     reply_header(rep, "Vary", "Accept");
@@ -669,7 +764,14 @@ static void handle_health(struct lkv_server *srv, struct request *req, struct re
                                 n, "partition", parts, "sync", sync_doc(&last))
                     : NULL;
     }
-    reply_doc(rep, req, up > 0 ? 200 : 503, doc, "health", 0);
+    if (doc && negotiate_media(req->accept, NULL) == MEDIA_HTML) {
+        size_t len = 0;
+        char *page = html_health_page(doc, &len);
+        json_decref(doc);
+        reply_page(rep, up > 0 ? 200 : 503, page, len);
+    } else {
+        reply_doc(rep, req, up > 0 ? 200 : 503, doc, "health", 0);
+    }
     if (up == 0)
         reply_header(rep, "Retry-After", RETRY_AFTER_SECONDS);
 }

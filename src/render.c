@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "html.h"
 
 const char *render_content_type(enum media m, int problem)
 {
@@ -150,11 +151,9 @@ char *render_doc(const json_t *doc, enum media m, const char *root, size_t *len)
              xml_node(&b, root, doc) || buf_puts(&b, "\n");
         break;
     case MEDIA_HTML:
-        rc = buf_puts(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>") ||
-             codec_escape_markup(&b, root, strlen(root)) ||
-             buf_puts(&b, "</title></head><body><h1>") ||
-             codec_escape_markup(&b, root, strlen(root)) || buf_puts(&b, "</h1>") ||
-             html_node(&b, doc) || buf_puts(&b, "</body></html>\n");
+        /* the page frame of the browsable view (html.h) */
+        rc = html_page_open(&b, root, strlen(root)) || html_node(&b, doc) ||
+             buf_puts(&b, "\n") || html_page_close(&b);
         break;
     case MEDIA_TEXT:
         rc = text_node(&b, doc, 0);

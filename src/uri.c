@@ -30,14 +30,14 @@ static enum lkv_status decode_dup(const char *in, size_t len, int plus_is_space,
 enum param {
     P_PREFIX, P_START_AFTER, P_LIMIT, P_ENCODING, P_VALUES, /* lists */
     P_INDEX, P_WAIT,                                         /* both */
-    P_TTL, P_REFRESH,                                        /* keys */
+    P_TTL, P_REFRESH, P_RAW,                                 /* keys */
     P_UNKNOWN
 };
 
 static const char *const param_names[] = {
     [P_PREFIX] = "prefix", [P_START_AFTER] = "start_after", [P_LIMIT] = "limit",
     [P_ENCODING] = "encoding", [P_VALUES] = "values", [P_INDEX] = "index",
-    [P_WAIT] = "wait", [P_TTL] = "ttl", [P_REFRESH] = "refresh",
+    [P_WAIT] = "wait", [P_TTL] = "ttl", [P_REFRESH] = "refresh", [P_RAW] = "raw",
 };
 
 static enum param param_of(const char *name, enum route route)
@@ -117,6 +117,10 @@ static enum lkv_status set_param(struct uri *u, enum param p, char *v, size_t vl
     case P_REFRESH:
         ok = flag_of(v, &u->refresh);
         u->error = "refresh must be 1 or 0";
+        break;
+    case P_RAW:
+        ok = flag_of(v, &u->raw);
+        u->error = "raw must be 1 or 0";
         break;
     case P_UNKNOWN:
         break;

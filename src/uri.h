@@ -49,13 +49,16 @@ struct uri {
     /* keys */
     long long ttl;          /* ?ttl= seconds; 0 if absent */
     int refresh;            /* ?refresh=1 */
+    int raw;                /* ?raw=1: a GET/HEAD answers the stored value
+                               as written, whatever the Accept (the HTML
+                               view's download links) */
     const char *error;      /* static: why parsing failed */
 };
 
 /* Parses raw (NUL-terminated request target). Returns LKV_OK, LKV_EBADREQ
  * with out->error set (bad percent-encoding, a parameter out of range), or
  * LKV_ENOMEM. Each route reads its own parameters (a key: ttl, refresh,
- * index, wait; a list: prefix, start_after, limit, encoding, values, index,
+ * raw, index, wait; a list: prefix, start_after, limit, encoding, values, index,
  * wait) and ignores any other, as S3 does.
  * out must be released with uri_free() whatever the result. */
 enum lkv_status uri_parse(const char *raw, struct uri *out);

@@ -8,7 +8,7 @@ set -euo pipefail
 
 BUILD="gcc make pkg-config libmariadb-dev libmicrohttpd-dev libgnutls28-dev libiniparser-dev libjansson-dev libcurl4-openssl-dev"
 SERVER="mariadb-server mariadb-client"
-TEST="check python3 curl openssl prometheus"
+TEST="check python3 curl openssl prometheus chromium fonts-dejavu-core tidy"
 CI="clang clang-tidy libclang-rt-14-dev cppcheck valgrind"
 BENCH="wrk sysbench redis-server redis-tools webdis etcd-server gnuplot-nox curl"
 

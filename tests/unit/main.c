@@ -9,6 +9,7 @@ Suite *negotiate_suite(void);
 Suite *version_suite(void);
 Suite *config_suite(void);
 Suite *render_suite(void);
+Suite *html_suite(void);
 Suite *rcache_suite(void);
 Suite *token_suite(void);
 Suite *client_util_suite(void);
@@ -23,6 +24,7 @@ int main(void)
     srunner_add_suite(sr, version_suite());
     srunner_add_suite(sr, config_suite());
     srunner_add_suite(sr, render_suite());
+    srunner_add_suite(sr, html_suite());
     srunner_add_suite(sr, rcache_suite());
     srunner_add_suite(sr, token_suite());
     srunner_add_suite(sr, client_util_suite());

@@ -84,6 +84,10 @@ START_TEST(key_and_watch_parameters)
     ck_assert_str_eq(u.index, "42");
     ck_assert_int_eq(u.wait, 600);
     ck_assert_int_eq(u.has_wait, 1);
+    ck_assert_int_eq(u.raw, 0);
+    uri_free(&u);
+    ck_assert_int_eq(uri_parse("/bucket/k?raw=1", &u), LKV_OK);
+    ck_assert_int_eq(u.raw, 1);
     uri_free(&u);
     ck_assert_int_eq(uri_parse("/bucket/k", &u), LKV_OK);
     ck_assert_int_eq(u.ttl, 0);
@@ -94,12 +98,12 @@ START_TEST(key_and_watch_parameters)
     /* each route reads its own parameters and ignores the others' */
     ck_assert_int_eq(uri_parse("/bucket/k?limit=x&values=x&prefix=%zz&%zz=1", &u), LKV_OK);
     uri_free(&u);
-    ck_assert_int_eq(uri_parse("/bucket/?ttl=x&refresh=x&values=1", &u), LKV_OK);
+    ck_assert_int_eq(uri_parse("/bucket/?ttl=x&refresh=x&raw=x&values=1", &u), LKV_OK);
     ck_assert_int_eq(u.values, 1);
     uri_free(&u);
     const char *bad[] = {"/bucket/k?ttl=", "/bucket/k?ttl=0", "/bucket/k?ttl=1.5",
                          "/bucket/k?ttl=2s", "/bucket/k?ttl=-1", "/bucket/k?ttl=315360001",
-                         "/bucket/k?ttl=%2B5", "/bucket/k?refresh=2", "/bucket/k?wait=0",
+                         "/bucket/k?ttl=%2B5", "/bucket/k?refresh=2", "/bucket/k?raw=yes", "/bucket/k?wait=0",
                          "/bucket/k?wait=601", "/bucket/?wait=", "/bucket/?values=2",
                          "/bucket/?values="};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
