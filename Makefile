@@ -27,7 +27,7 @@ BIN      ?= bin
 COMMON    = log buf codec config placement version partition store
 DAEMON    = uri negotiate render stats kvsql dbconn prober lane rcache token watch worker kv handlers server lazykvd
 ADMIN     = admin antientropy
-SYNC      = sync lazykv_sync
+SYNC      = sync syncq lazykv_sync
 
 obj = $(patsubst %,$(BUILD)/%.o,$(1))
 
