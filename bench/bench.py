@@ -869,9 +869,11 @@ def sustained(lk, url, secs, out):
     loop.send_signal(signal.SIGTERM)
     loop.wait(timeout=60)
     reader.join()
-    during = [p for t, p in passes if t <= t_end]
-    copies = sum(p["rows"] for p in during)
-    load_s = t_end
+    # the copies of the passes that ended while the writes went on, over
+    # the time those passes took
+    during = [(t, p) for t, p in passes if t <= t_end]
+    copies = sum(p["rows"] for t, p in during)
+    load_s = during[-1][0] if during else 0
     res = {"seconds": secs, "post_rps": w["rps"], "post_errors": w["errors"],
            "copies_required_per_s": w["rps"] * (c.n - 1),
            "copies_per_s": copies / load_s if load_s else 0,
