@@ -28,7 +28,9 @@ def targets(r):
         ("Canonical POST (3 partitions) vs lazy POST", lambda: ratio(get("canonical POST"), get("lazy POST")), ">=", 0.6),
         ("Lazy GET of 1,000 hot keys with read_cache_ms = 1000 vs webdis GET of the same",
          lambda: ratio(get("lazy GET, 1,000 hot keys, read cache"), get("webdis GET, 1,000 hot keys")), ">=", 1.0),
-        ("Sync rows/s vs multi-row upsert loader (fresh backlog of changed 1 KiB rows)", lambda: ratio(r["sync"]["rows_per_s"], r["sync"]["ceiling_rows_per_s"]), ">=", 0.8),
+        # each run against the loader right after it: the median of those ratios
+        ("Sync rows/s vs multi-row upsert loader (fresh backlog of changed 1 KiB rows)",
+         lambda: r["sync"].get("ratio") or ratio(r["sync"]["rows_per_s"], r["sync"]["ceiling_rows_per_s"]), ">=", 0.8),
         ("Sync rows/s vs multi-row upsert loader (backlog of the HTTP workloads)",
          lambda: ratio(r["sync"]["http_backlog"]["rows_per_s"], r["sync"]["http_backlog"]["ceiling_rows_per_s"]), ">=", 0.8),
         ("Replication lag under peak lazy POSTs with --loop 1, max (p100), s",

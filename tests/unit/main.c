@@ -12,6 +12,7 @@ Suite *render_suite(void);
 Suite *rcache_suite(void);
 Suite *token_suite(void);
 Suite *client_util_suite(void);
+Suite *syncq_suite(void);
 
 int main(void)
 {
@@ -25,6 +26,7 @@ int main(void)
     srunner_add_suite(sr, rcache_suite());
     srunner_add_suite(sr, token_suite());
     srunner_add_suite(sr, client_util_suite());
+    srunner_add_suite(sr, syncq_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
