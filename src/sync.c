@@ -185,12 +185,28 @@ static void stamp_partition(struct pass *p, int i, struct pconn *c)
                 now_ms() - t0);
 }
 
+/* The row limit of the next read: batch_size, unless the last read was cut
+ * by batch_bytes after n rows: then a little more than n. The server sends
+ * every row up to the limit, and the client reads what it does not keep to
+ * reach the next statement: with large values a full batch_size would
+ * carry far more than batch_bytes for nothing. */
+static int next_limit(const struct pass *p, const struct batch *b, int limit)
+{
+    int most = p->cfg->sync_batch_size;
+    if ((long long)b->bytes >= p->cfg->sync_batch_bytes)
+        limit = (int)b->n + 1 + (int)b->n / 4;
+    else if (b->n >= (size_t)limit)
+        limit *= 2;
+    return limit < most ? limit : most;
+}
+
 /* Reads source s's changes from p->start[s] into its queue until there are
  * none left, the source fails, every target has left, or the pass stops. */
 static void read_source(struct pass *p, int s, struct pconn *c)
 {
     struct syncq *q = &p->q[s];
     struct position pos = p->start[s];
+    int limit = p->cfg->sync_batch_size;
     for (;;) {
         pthread_mutex_lock(&p->mu);
         struct batch *b = syncq_reserve(q);
@@ -198,8 +214,8 @@ static void read_source(struct pass *p, int s, struct pconn *c)
         if (b == NULL || stopping(p) || !atomic_load(&p->node[s].up))
             return;
         int more = 0;
-        enum lkv_status st = store_read_changes(c, &pos, p->cfg->sync_batch_size,
-                                                p->cfg->sync_batch_bytes, b, &more);
+        enum lkv_status st = store_read_changes(c, &pos, limit, p->cfg->sync_batch_bytes, b,
+                                                &more);
         if (st != LKV_OK) {
             if (st == LKV_ENOMEM)
                 snprintf(c->last_error, sizeof(c->last_error), "out of memory");
@@ -209,6 +225,7 @@ static void read_source(struct pass *p, int s, struct pconn *c)
         if (b->n == 0)
             return;
         position_set(&pos, b, b->n - 1);
+        limit = next_limit(p, b, limit);
         if (p->opt->verbose)
             fprintf(p->opt->out, "sync: %d: read rows=%zu bytes=%zu up to seq=%" PRIu64 "\n",
                     s, b->n, b->bytes, pos.seq);

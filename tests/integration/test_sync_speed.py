@@ -244,3 +244,24 @@ def test_loop_runs_passes_back_to_back_while_changes_are_left(c):
         cleanup(c, "speedloop/")
         pass_ok(c, cfg)
     assert rc == 0, err
+
+
+def test_large_values_are_read_in_batches_of_batch_bytes(c):
+    """Batches cut by batch_bytes, not batch_size: every row still arrives
+    once and exact, and the reads shrink to what a batch holds."""
+    cfg = c.kvd_config({"batch_size": 1000}, append="[sync]\nbatch_bytes = 1048576",
+                       name="sync-bytes.cfg")
+    try:
+        c.sql(1, "INSERT INTO data (k, v, ctype, version, deleted, seq) SELECT"
+                 " CONCAT('speedbig/', LPAD(seq, 3, '0')), REPEAT(CHAR(65 + seq % 26), 200000),"
+                 " '', 3, 0, NULL FROM seq_1_to_60")
+        out = pass_ok(c, cfg, "--verbose")
+        reads = [int(m) for m in re.findall(r"^sync: 1: read rows=(\d+) ", out, re.M)]
+        assert sum(reads) == 60 and max(reads) <= 7 and len(reads) >= 9, reads
+        live = {b"speedbig/%03d" % n: (bytes([65 + n % 26]) * 200000, 3) for n in range(1, 61)}
+        for i in range(c.n):
+            got = checksum(c, i, "speedbig/")
+            assert got == expected_checksum(live) + (0, 0), (i, got)
+    finally:
+        cleanup(c, "speedbig/")
+        pass_ok(c, cfg)
