@@ -45,8 +45,9 @@
  *    their queues, so nobody waits for them. A kill -9 at any point leaves
  *    committed batches with their positions and nothing else: the next pass
  *    reads again from the positions.
- *  - Memory: two batches per source (2 x batch_bytes each at most, and the
- *    one row that crosses the limit).
+ *  - Memory: two batches per source, each of batch_bytes at most plus the
+ *    row that crossed the limit. A read cut by batch_bytes asks for about
+ *    as many rows the next time (the rows past a LIMIT are sent anyway).
  */
 #ifndef LKV_SYNC_H
 #define LKV_SYNC_H
