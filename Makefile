@@ -27,7 +27,7 @@ BIN      ?= bin
 COMMON    = log buf codec config placement version partition store
 DAEMON    = uri negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
 ADMIN     = admin antientropy authfile auth
-SYNC      = sync lazykv_sync
+SYNC      = sync syncq syncstatus lazykv_sync
 
 obj = $(patsubst %,$(BUILD)/%.o,$(1))
 
@@ -104,7 +104,8 @@ install: all
 
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
-UNIT_MODS = log buf codec config placement version uri negotiate html render rcache token authfile accesslog
+UNIT_MODS = log buf codec config placement version uri negotiate html render rcache token \
+            authfile accesslog partition store syncq
 $(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o
 	$(CC) $(CFLAGS) -Isrc/client -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
 	    $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o $(LDLIBS) $(shell pkg-config --libs check)

@@ -10,7 +10,7 @@ lazykv's test mode (test_ databases) in a directory of its own, so a
 benchmark can never touch real data.
 
 usage: bench/bench.py [--quick] [--out DIR] [--threads N] [--only "lazy GET,point select"]
-                     [--section watches]
+                     [--section watches|sync]
 """
 import argparse
 from collections import Counter
@@ -245,7 +245,7 @@ def main():
     ap.add_argument("--only", default="",
                     help="comma-separated parts of workload names: run just those "
                          "(no large-value, connection or sync sections; for profiling)")
-    ap.add_argument("--section", choices=["watches", "https"], default=None,
+    ap.add_argument("--section", choices=["watches", "https", "sync"], default=None,
                     help="run one section alone on the preloaded cluster (no throughput "
                          "table, no rivals, no other section); --only is then ignored")
     args = ap.parse_args()
@@ -278,6 +278,8 @@ def main():
             results["watches"] = parked_watches(lk, url, secs)
         elif args.section == "https":
             results["https"] = https_bench(lk, url, work, secs, runs)
+        elif args.section == "sync":
+            results["sync"] = sync_bench(lk, url, quick, out, alone=True)
         else:
             node0 = lk.cluster.db_ports[0]
             sb = ["--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-port=%d" % node0,
@@ -369,7 +371,7 @@ def main():
             results["suspended"] = suspended_requests(lk)
             # large_values() restarted lazykvd on another port: lk.url(), not url
             results["watches"] = parked_watches(lk, lk.url(), secs, rate=rate)
-            results["sync"] = sync_bench(lk, quick)
+            results["sync"] = sync_bench(lk, lk.url(), quick, out, alone=False)
     except KeyboardInterrupt:
         log("interrupted")
         return 1
@@ -730,31 +732,72 @@ def parked_watches(lk, url, secs, n=10000, rate=None, window=10):
     return res
 
 
-def sync_bench(lk, quick):
-    """One lazy-sync pass over 100k changed 1 KiB rows spread over the three
-    partitions, against the loader's multi-row upserts of the same rows; and
-    an idle pass over a 1M-row table."""
-    n = 30000 if quick else 100000
-    per = n // 3
-    for i in range(3):
-        lk.sql(i, "INSERT INTO data (k, v, ctype, version, deleted, seq) SELECT "
-                  "CONCAT('sync/%d/', LPAD(seq, 7, '0')), REPEAT('s', 1024), '', 2, 0, NULL "
-                  "FROM seq_1_to_%d" % (i, per))
+def sync_pass(lk):
+    """One lazykv-sync pass: (copies made, seconds)."""
     t0 = time.monotonic()
-    r = lk.cluster.sync()
-    pass_s = time.monotonic() - t0
-    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
-    copied = int(re.search(rb"total rows=(\d+)", r.stdout).group(1))
-    res = {"changed_rows": per * 3, "copied_rows": copied, "pass_ms": pass_s * 1000,
-           "rows_per_s": copied / pass_s}
-    log("sync: %d changed rows -> %d copies in %.0f ms: %.0f rows/s"
-        % (per * 3, copied, pass_s * 1000, copied / pass_s))
-    lk.sql(1, "CREATE TABLE IF NOT EXISTS loadtest LIKE data")
+    r = lk.cluster.sync(timeout=3600)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    return int(re.search(rb"total rows=(\d+)", r.stdout).group(1)), took
+
+
+def pending_changes(lk):
+    return sum(int(lk.sql(i, "SELECT COUNT(*) FROM data WHERE seq IS NULL")[0][0])
+               for i in range(lk.cluster.n))
+
+
+def loader(lk, rows):
+    """The multi-row upsert loader's rows/s, into an empty table."""
+    lk.sql(1, "DROP TABLE IF EXISTS loadtest")
+    lk.sql(1, "CREATE TABLE loadtest LIKE data")
     lp = subprocess.run([os.path.join(ROOT, "build", "bench", "loader"), "127.0.0.1",
                          str(lk.cluster.db_ports[1]), "lazykv", "secret", "test_store_2", "loadtest",
-                         str(per * 2), "1000"], capture_output=True, text=True, check=True).stdout
-    res["ceiling_rows_per_s"] = float(re.search(r"rows_per_s=(\d+)", lp).group(1))
-    log("loader ceiling: %.0f rows/s" % res["ceiling_rows_per_s"])
+                         str(rows), "1000"], capture_output=True, text=True, check=True).stdout
+    lk.sql(1, "DROP TABLE loadtest")
+    return float(re.search(r"rows_per_s=(\d+)", lp).group(1))
+
+
+def fresh_backlog(lk, n, run):
+    """n changed 1 KiB rows, pending, spread over the partitions."""
+    per = n // lk.cluster.n
+    for i in range(lk.cluster.n):
+        lk.sql(i, "INSERT INTO data (k, v, ctype, version, deleted, seq) SELECT "
+                  "CONCAT('sync/%d/%d/', LPAD(seq, 7, '0')), REPEAT('s', 1024), '', 2, 0, NULL "
+                  "FROM seq_1_to_%d" % (run, i, per))
+    return per * lk.cluster.n
+
+
+def sync_bench(lk, url, quick, out, alone):
+    """The sync against the multi-row upsert loader, in this run: on the
+    backlog left by the HTTP workloads (run alone: by 10 s of lazy POSTs),
+    and on fresh backlogs of 100k changed 1 KiB rows; an idle pass over a
+    1M-row table; and 60 s of peak lazy POSTs with --loop 1 beside them."""
+    res = {}
+    if alone:
+        log("sync: 10 s of lazy POSTs for an HTTP backlog")
+        wrk(url, "post.lua", 64, 10)
+    pending = pending_changes(lk)
+    copied, took = sync_pass(lk)
+    http_loader = loader(lk, max(copied, 10000))
+    res["http_backlog"] = {"pending": pending, "copied_rows": copied, "pass_ms": took * 1000,
+                           "rows_per_s": copied / took, "ceiling_rows_per_s": http_loader}
+    log("sync: HTTP backlog of %d changes -> %d copies in %.0f ms: %.0f rows/s (loader %.0f rows/s)"
+        % (pending, copied, took * 1000, copied / took, http_loader))
+    n = 30000 if quick else 100000
+    runs = []
+    for run in range(1 if quick else 3):
+        changed = fresh_backlog(lk, n, run)
+        copied, took = sync_pass(lk)
+        ceiling = loader(lk, copied)
+        runs.append({"changed_rows": changed, "copied_rows": copied, "pass_ms": took * 1000,
+                     "rows_per_s": copied / took, "ceiling_rows_per_s": ceiling})
+        log("sync: %d changed 1 KiB rows -> %d copies in %.0f ms: %.0f rows/s (loader %.0f rows/s)"
+            % (changed, copied, took * 1000, copied / took, ceiling))
+    med = lambda key: statistics.median(r[key] for r in runs)
+    res.update({"runs": runs, "changed_rows": runs[0]["changed_rows"],
+                "copied_rows": runs[0]["copied_rows"], "pass_ms": med("pass_ms"),
+                "rows_per_s": med("rows_per_s"), "ceiling_rows_per_s": med("ceiling_rows_per_s"),
+                "ratio": statistics.median(r["rows_per_s"] / r["ceiling_rows_per_s"] for r in runs)})
     big = 1000000
     lk.sql(0, "INSERT INTO data (k, v, ctype, version, deleted, seq) SELECT "
               "CONCAT('idle/', LPAD(seq, 8, '0')), 'v', '', 1, 0, 1 FROM seq_1_to_%d" % big)
@@ -768,7 +811,166 @@ def sync_bench(lk, quick):
     res["idle_pass_ms_per_pair"] = res["idle_pass_ms"] / 6
     log("idle pass on a 1M-row table: %.1f ms (%.1f ms per partition pair, process start included)"
         % (res["idle_pass_ms"], res["idle_pass_ms_per_pair"]))
+    lk.sql(0, "DELETE FROM data WHERE k LIKE 'idle/%'")
+    res["sustained"] = sustained(lk, url, 15 if quick else 60, out)
     return res
+
+
+class LagProbe:
+    """Replication lag, measured end to end: every half second a lazy POST
+    of a probe key, then the time until every partition holds its version
+    (polled every 20 ms through one mariadb client per partition)."""
+
+    def __init__(self, lk, url, t0):
+        self.lk, self.n, self.t0 = lk, lk.cluster.n, t0
+        self.port = int(url.rsplit(":", 1)[1])
+        self.samples = []        # (seconds since start, lag ms)
+        self.stop = threading.Event()
+        self.cli = [subprocess.Popen(
+            ["mariadb", "--no-defaults", "-h127.0.0.1", "-P%d" % p, "-ulazykv", "-psecret", "-N",
+             "-B", "-n", "test_store_%d" % (i + 1)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, bufsize=1) for i, p in enumerate(lk.cluster.db_ports)]
+        self.thread = threading.Thread(target=self.run)
+
+    def query(self, i, q):
+        self.cli[i].stdin.write(q + "; SELECT '--end--';\n")
+        self.cli[i].stdin.flush()
+        rows = []
+        for line in self.cli[i].stdout:
+            if line.strip() == "--end--":
+                return rows
+            rows.append(line.rstrip("\n").split("\t"))
+        raise OSError("mariadb client ended")
+
+    def write(self, n):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("POST", "/bucket/lagprobe/%d" % n, body=b"probe")
+            r = conn.getresponse()
+            body = r.read()
+            return json.loads(body)["version"] if r.status == 201 else None
+        except OSError:
+            return None     # counted as no sample
+        finally:
+            conn.close()
+
+    def run(self):
+        waiting, n, t0 = {}, 0, self.t0
+        next_write = time.monotonic()
+        while not self.stop.is_set() or waiting:
+            now = time.monotonic()
+            if now >= next_write and not self.stop.is_set():
+                v = self.write(n)
+                if v is not None:
+                    waiting["lagprobe/%d" % n] = (time.monotonic(), v)
+                n += 1
+                next_write = now + 0.5
+            if waiting:
+                keys = ", ".join("'%s'" % k for k in waiting)
+                seen = {k: 0 for k in waiting}   # partitions holding the probe's version
+                for i in range(self.n):
+                    for k, ver in self.query(i, "SELECT k, version FROM data WHERE k IN (%s)" % keys):
+                        if int(ver) >= waiting[k][1]:
+                            seen[k] += 1
+                t = time.monotonic()
+                for k, cnt in seen.items():
+                    if cnt == self.n:
+                        self.samples.append((waiting[k][0] - t0, (t - waiting[k][0]) * 1000))
+                        del waiting[k]
+            time.sleep(0.02)
+
+    def start(self):
+        self.thread.start()
+
+    def finish(self, timeout=120):
+        self.stop.set()
+        self.thread.join(timeout)
+        for c in self.cli:
+            c.stdin.close()
+            c.wait()
+
+
+def sustained(lk, url, secs, out):
+    """Peak lazy POSTs (wrk, 64 connections) for secs with lazykv-sync
+    --loop 1 beside them: the lag over time (LagProbe), the backlog when the
+    writes stop, and how long the loop then takes to drain it."""
+    sync_pass(lk)  # start from nothing pending
+    c = lk.cluster
+    loop = subprocess.Popen([os.path.join(c.bindir, "lazykv-sync"), "-c", c.config, "--test",
+                             "--loop", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    procs.append(loop)
+    passes = []             # (seconds since start, the total line's fields)
+    t0 = time.monotonic()
+
+    def read_loop():
+        for line in loop.stdout:
+            if line.startswith("sync: total "):
+                f = dict(kv.split("=") for kv in line.split()[2:] if "=" in kv)
+                passes.append((time.monotonic() - t0, {k: int(v) for k, v in f.items()}))
+    reader = threading.Thread(target=read_loop)
+    reader.start()
+    probe = LagProbe(lk, url, t0)
+    probe.start()
+    log("sync: %d s of peak lazy POSTs with lazykv-sync --loop 1 beside them" % secs)
+    w = wrk(url, "post.lua", 64, secs)
+    t_end = time.monotonic() - t0
+    backlog_end = pending_changes(lk)
+    harness.wait_for(lambda: any(t > t_end and p["backlog"] == 0 for t, p in passes),
+                     timeout=600, what="the loop to drain the backlog")
+    drained = min(t for t, p in passes if t > t_end and p["backlog"] == 0)
+    probe.finish()
+    loop.send_signal(signal.SIGTERM)
+    loop.wait(timeout=60)
+    reader.join()
+    # the copies of the passes that ended while the writes went on, over
+    # the time those passes took
+    during = [(t, p) for t, p in passes if t <= t_end]
+    copies = sum(p["rows"] for t, p in during)
+    load_s = during[-1][0] if during else 0
+    res = {"seconds": secs, "post_rps": w["rps"], "post_errors": w["errors"],
+           "copies_required_per_s": w["rps"] * (c.n - 1),
+           "copies_per_s": copies / load_s if load_s else 0,
+           "backlog_at_end": backlog_end, "drain_s": drained - t_end,
+           "lag_samples": probe.samples,
+           "lag_max_ms": max((l for t, l in probe.samples if t <= t_end), default=None),
+           "lag_p50_ms": statistics.median(l for t, l in probe.samples) if probe.samples else None,
+           "passes": passes}
+    res["copies_ratio"] = res["copies_per_s"] / res["copies_required_per_s"] if w["rps"] else None
+    log("sync under %.0f lazy POSTs/s: %.0f copies/s of %.0f required (%.2f x), lag max %.0f ms "
+        "p50 %.0f ms, backlog %d at the end, drained %.1f s after the writes stopped"
+        % (w["rps"], res["copies_per_s"], res["copies_required_per_s"], res["copies_ratio"] or 0,
+           res["lag_max_ms"] or -1, res["lag_p50_ms"] or -1, backlog_end, res["drain_s"]))
+    plot_lag(out, res, t_end)
+    return res
+
+
+def plot_lag(out, res, t_end):
+    """sync_lag.png: the probes' lag and the backlog each pass left, over time."""
+    lag, back = os.path.join(out, "sync_lag.dat"), os.path.join(out, "sync_backlog.dat")
+    with open(lag, "w") as f:
+        f.write("# seconds lag_ms\n")
+        for t, l in res["lag_samples"]:
+            f.write("%.2f %.0f\n" % (t, l))
+    with open(back, "w") as f:
+        f.write("# seconds backlog rows ms\n")
+        for t, p in res["passes"]:
+            f.write("%.2f %d %d %d\n" % (t, p["backlog"], p["rows"], p["ms"]))
+    if shutil.which("gnuplot") is None:
+        return
+    script = """set terminal png size 1100,500
+set output "%s"
+set title "Replication lag under %d s of peak lazy POSTs (lazykv-sync --loop 1)"
+set xlabel "seconds"
+set ylabel "lag of a probe write (ms)"
+set y2label "changes pending after each pass"
+set ytics nomirror
+set y2tics
+set grid
+set arrow from %.1f, graph 0 to %.1f, graph 1 nohead dashtype 2
+plot "%s" using 1:2 with linespoints title "lag (ms)", "%s" using 1:2 axes x1y2 with steps title "backlog"
+""" % (os.path.join(out, "sync_lag.png"), res["seconds"], t_end, t_end, lag, back)
+    subprocess.run(["gnuplot"], input=script.encode(), check=False)
 
 
 if __name__ == "__main__":

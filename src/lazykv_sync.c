@@ -38,13 +38,14 @@ static void usage(FILE *f)
         "  -c, --config FILE   configuration file (the same as lazykvd's)\n"
         "      --test          test mode: database names get the test_ prefix\n"
         "                      (also when LAZYKV_ENV=test)\n"
-        "      --loop SECONDS  repeat passes, SECONDS apart, until SIGINT/SIGTERM\n"
+        "      --loop SECONDS  repeat passes until SIGINT/SIGTERM: the next at once\n"
+        "                      while changes are left, else SECONDS after the last\n"
         "      --dry-run       report what would be copied; change nothing\n"
         "  -v, --verbose       a line per batch\n"
         "  -h, --help          this help\n"
         "\n"
         "Prints a line per source -> target (rows, bytes, ms) and a total line with\n"
-        "the replication lag. Exit status: 0 everything propagated; 1 done, but a\n"
+        "the replication lag and the changes left pending (backlog). Exit status: 0 everything propagated; 1 done, but a\n"
         "partition was unreachable (named on stderr); 2 usage or configuration\n"
         "error, or a table of an earlier schema (run lazykv-admin init to upgrade;\n"
         "nothing done); 75 another pass holds the lock (nothing done).\n");
@@ -57,6 +58,15 @@ static void pause_between_passes(int seconds)
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* Whether --loop runs the next pass at once: the last one went well and
+ * left changes (written while it ran). After a failure or a lock held
+ * elsewhere, the loop waits its SECONDS, so it never spins against a
+ * partition that is down. */
+static int backlog_left(int rc, const struct sync_stats *stats)
+{
+    return rc == SYNC_OK && stats->backlog > 0;
 }
 
 int main(int argc, char **argv)
@@ -116,13 +126,15 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     mysql_library_init(0, NULL, NULL);
 
-    int rc = sync_pass(cfg, &sql, &opt);
+    struct sync_stats stats;
+    int rc = sync_pass(cfg, &sql, &opt, &stats);
     /* A pass refused to run on a table of an earlier schema: so does the
      * loop, as it would have at its first pass. */
     while (loop >= 0 && !stop_requested && rc != SYNC_USAGE) {
-        pause_between_passes(loop);
+        if (!backlog_left(rc, &stats))
+            pause_between_passes(loop);
         if (!stop_requested)
-            rc = sync_pass(cfg, &sql, &opt);
+            rc = sync_pass(cfg, &sql, &opt, &stats);
     }
     if (loop >= 0 && stop_requested && rc != SYNC_USAGE)
         rc = SYNC_OK; /* a loop stopped on request ends well */

@@ -32,22 +32,25 @@ static const char *const templates[] = {
     [ST_WM_GET] = "SELECT seq, k FROM `@T_sync` WHERE source = ?",
     [ST_WM_SET] = "INSERT INTO `@T_sync` (source, seq, k) VALUES (?, ?, ?)"
                   " ON DUPLICATE KEY UPDATE seq = VALUES(seq), k = VALUES(k)",
-    /* Changes are read one epoch at a time: an epoch holds at most
-     * batch_size rows (see ST_STAMP), so sorting it is cheap, while an ORDER
-     * BY seq, k over a range of epochs would sort the whole backlog on every
-     * batch (MariaDB cannot extend by_seq with a 3072-byte key for ordering).
-     * seq = 0 rows are copies: their origin propagates them. */
+    /* Changes are read in by_seq's own order: InnoDB keeps a secondary
+     * index sorted by (seq, primary key), so a range scan of it returns
+     * (seq, k) order and needs no sort (MariaDB cannot extend by_seq with a
+     * 3072-byte key, so it does not know the order and an ORDER BY seq, k
+     * would sort the whole backlog; store_read_changes checks the order
+     * instead). The position's key is compared on the index entries (index
+     * condition pushdown): only the rows after it are read. Parameters:
+     * the first epoch (at least 1: seq = 0 rows are copies, their origin
+     * propagates them), the position's epoch and key, the row limit. */
     [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq, expires_at FROM `@T`"
                    " FORCE INDEX (by_seq)"
-                   " WHERE seq = ? AND k > ? ORDER BY k LIMIT ?",
-    [ST_NEXT_EPOCH] = "SELECT MIN(seq) FROM `@T` WHERE seq > ?",
-    /* ST_APPLY_MULTI, ST_APPLY_MANY..: build_statement() */
+                   " WHERE seq >= ? AND (seq > ? OR k > ?) ORDER BY seq LIMIT ?",
+    /* ST_APPLY_MANY..: build_statement() */
     [ST_TOMBSTONES] = "SELECT k, version, seq FROM `@T` FORCE INDEX (by_tombstone)"
                       " WHERE deleted = 1 AND version < ? AND seq > 0 LIMIT ?",
     [ST_PURGE] = "DELETE FROM `@T` WHERE k = ? AND deleted = 1 AND version <= ?",
     [ST_GET_LOCK] = "SELECT GET_LOCK(?, 0)",
     [ST_RELEASE_LOCK] = "SELECT RELEASE_LOCK(?)",
-    [ST_OLDEST_NULL] = "SELECT MIN(version) FROM `@T` WHERE seq IS NULL",
+    [ST_PENDING] = "SELECT COUNT(*), COALESCE(MIN(version), 0) FROM `@T` WHERE seq IS NULL",
     /* The new version is the expired row's index, the version every
      * partition computes from the same row (see store_expire). */
     [ST_EXPIRE] = "UPDATE `@T` FORCE INDEX (by_expiry) SET deleted = 1, v = '', seq = NULL,"
@@ -94,15 +97,13 @@ char *store_sql_join(const char *table, const char *head, const char *group, con
 #define APPLY_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq) VALUES "
 #define APPLY_ROW "(?, ?, ?, ?, ?, ?, 0)"
 #define APPLY_PARAMS 6 /* bound parameters per row: bind_record() */
+_Static_assert(STORE_MANY_MAX * APPLY_PARAMS < 65536, "placeholders per statement, at most");
 
 /* The text of statement id, for the ones not in templates[]. */
 static char *build_statement(const char *table, int id)
 {
-    if (id == ST_APPLY_MULTI)
-        return store_sql_join(table, APPLY_HEAD, APPLY_ROW, ", ", STORE_APPLY_CHUNK,
-                              STORE_APPLY_UPDATE);
     if (id >= ST_APPLY_MANY)
-        return store_sql_join(table, APPLY_HEAD, APPLY_ROW, ", ", 2 << (id - ST_APPLY_MANY),
+        return store_sql_join(table, APPLY_HEAD, APPLY_ROW, ", ", 1 << (id - ST_APPLY_MANY),
                               STORE_APPLY_UPDATE);
     return store_sql_expand(templates[id], table);
 }
@@ -119,17 +120,6 @@ char *store_sql_expand(const char *tmpl, const char *table)
         }
     }
     return buf_steal(&b, NULL);
-}
-
-/* The id of the statement of base's family (ST_APPLY_MANY)
- * for n rows (2..STORE_MANY_MAX), and its width in rows. */
-static int many_id(int base, int n, int *width)
-{
-    int which = 0;
-    while ((2 << which) < n)
-        which++;
-    *width = 2 << which;
-    return base + which;
 }
 
 int store_sql_build(struct store_sql *sql, const char *table)
@@ -412,7 +402,8 @@ enum lkv_status store_named_unlock(struct pconn *c, const char *name)
     return query_u64(c, ST_RELEASE_LOCK, p, &v, NULL);
 }
 
-enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped)
+/* One attempt of store_stamp: a transaction, committed or rolled back. */
+static enum lkv_status stamp_once(struct pconn *c, int limit, uint64_t *stamped)
 {
     *stamped = 0;
     enum lkv_status st = pconn_begin(c);
@@ -448,6 +439,21 @@ enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped)
         st = pconn_commit(c);
     else
         pconn_rollback(c);
+    if (st != LKV_OK)
+        *stamped = 0;
+    return st;
+}
+
+enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped)
+{
+    /* The stamp locks pending rows that lazykvd may be rewriting, and the
+     * sync applies copies to this partition while it stamps: a deadlock
+     * victim was rolled back whole, so it is simply run again. */
+    enum lkv_status st;
+    int attempt = 0;
+    do
+        st = stamp_once(c, limit, stamped);
+    while (st == LKV_EUNAVAIL && pconn_retry_deadlock(c, attempt++));
     return st;
 }
 
@@ -565,32 +571,72 @@ static enum lkv_status fetch_change(struct pconn *c, MYSQL_STMT *s, const MYSQL_
     return LKV_OK;
 }
 
-/* Appends to b the rows of epoch seq with a key above after, in key order,
- * as limited by limit and max_bytes. *more says the epoch may hold more. */
-static enum lkv_status read_epoch(struct pconn *source, uint64_t seq, const char *after,
-                                  size_t after_len, int limit, long long max_bytes,
-                                  struct batch *b, int *more)
+int position_covers(const struct position *pos, uint64_t seq, const char *key, size_t len)
 {
+    if (pos->seq != seq)
+        return pos->seq > seq;
+    size_t n = pos->key_len < len ? pos->key_len : len;
+    int c = memcmp(pos->key, key, n);
+    return c > 0 || (c == 0 && pos->key_len >= len);
+}
+
+void position_set(struct position *pos, const struct batch *b, size_t i)
+{
+    const struct record *r = &b->rec[i];
+    pos->seq = b->seq[i];
+    memcpy(pos->key, r->key, r->key_len);
+    pos->key_len = r->key_len;
+}
+
+/* Whether row i of b comes strictly after the row before it in (seq, k)
+ * order (after pos when i is first, the first row this read appended):
+ * what store_read_changes relies on. */
+static int in_order(const struct position *pos, const struct batch *b, size_t i, size_t first)
+{
+    const struct record *r = &b->rec[i];
+    if (i == first)
+        return !position_covers(pos, b->seq[i], r->key, r->key_len);
+    const struct record *q = &b->rec[i - 1];
+    if (b->seq[i - 1] != b->seq[i])
+        return b->seq[i - 1] < b->seq[i];
+    size_t n = q->key_len < r->key_len ? q->key_len : r->key_len;
+    int c = memcmp(q->key, r->key, n);
+    return c < 0 || (c == 0 && q->key_len < r->key_len);
+}
+
+enum lkv_status store_read_changes(struct pconn *source, const struct position *pos, int limit,
+                                   long long max_bytes, struct batch *b, int *more)
+{
+    *more = 0;
     enum lkv_status st;
     MYSQL_STMT *s = pconn_stmt(source, ST_CHANGES, &st);
     if (s == NULL)
         return st;
-    MYSQL_BIND p[3], r[CHANGE_COLS];
+    uint64_t first = pos->seq > 0 ? pos->seq : 1, seq = pos->seq;
+    MYSQL_BIND p[4], r[CHANGE_COLS];
     unsigned long klen;
     struct change_cols cc;
     memset(&cc, 0, sizeof(cc));
-    bind_u64(&p[0], &seq);
-    bind_blob(&p[1], after, after_len, &klen);
-    bind_int(&p[2], &limit);
+    bind_u64(&p[0], &first);
+    bind_u64(&p[1], &seq);
+    bind_blob(&p[2], pos->key, pos->key_len, &klen);
+    bind_int(&p[3], &limit);
     if ((st = run(source, s, p)) != LKV_OK)
         return st;
     bind_change_cols(r, &cc);
     if (mysql_stmt_bind_result(s, r) != 0)
         return pconn_fail(source, s);
+    size_t start = b->n;
     int rc = 0, rows = 0;
     while (st == LKV_OK && (long long)b->bytes < max_bytes &&
            ((rc = mysql_stmt_fetch(s)) == 0 || rc == MYSQL_DATA_TRUNCATED)) {
         st = fetch_change(source, s, r, &cc, b);
+        if (st == LKV_OK && !in_order(pos, b, b->n - 1, start)) {
+            snprintf(source->last_error, sizeof(source->last_error),
+                     "changes read out of (seq, k) order: the plan of the changes query"
+                     " does not follow the by_seq index");
+            st = LKV_EINTERNAL;
+        }
         rows++;
     }
     if (st == LKV_OK && (long long)b->bytes < max_bytes && rc == 1)
@@ -598,35 +644,6 @@ static enum lkv_status read_epoch(struct pconn *source, uint64_t seq, const char
     *more = rows >= limit || (long long)b->bytes >= max_bytes;
     finish(source, ST_CHANGES);
     return st;
-}
-
-enum lkv_status store_read_changes(struct pconn *source, const struct position *pos, int limit,
-                                   long long max_bytes, struct batch *b)
-{
-    uint64_t seq = pos->seq;
-    const char *after = pos->key;
-    size_t after_len = pos->key_len;
-    while ((long long)b->bytes < max_bytes && b->n < (size_t)limit) {
-        int more = 0;
-        if (seq > 0) {
-            enum lkv_status st = read_epoch(source, seq, after, after_len, limit - (int)b->n,
-                                            max_bytes, b, &more);
-            if (st != LKV_OK || more)
-                return st;
-        }
-        MYSQL_BIND p[1];
-        uint64_t next = 0;
-        bind_u64(&p[0], &seq);
-        enum lkv_status st = query_u64(source, ST_NEXT_EPOCH, p, &next, NULL);
-        if (st != LKV_OK)
-            return st;
-        if (next == 0)
-            break; /* no later epoch */
-        seq = next;
-        after = "";
-        after_len = 0;
-    }
-    return LKV_OK;
 }
 
 /* Binds rec as one row of APPLY_ROW: key, value, content type, version,
@@ -644,75 +661,76 @@ static void bind_record(MYSQL_BIND *p, const struct record *rec, struct row_para
     bind_u64_or_null(&p[5], &rp->expires_at);
 }
 
-_Static_assert(STORE_MANY_MAX <= STORE_APPLY_CHUNK, "apply_rows() binds any multi-row apply");
+/* The bound parameters of one multi-row apply, allocated once per batch:
+ * STORE_MANY_MAX rows of them do not belong on a thread's stack. */
+struct apply_params {
+    MYSQL_BIND p[STORE_MANY_MAX * APPLY_PARAMS];
+    struct row_params rp[STORE_MANY_MAX];
+};
 
-/* Runs multi-row apply statement id for its width rows (the caller pads). */
-static enum lkv_status apply_rows(struct pconn *c, int id, const struct record *const *row,
-                                  int width)
+/* Applies rec[0 .. 1 << lg) in one statement: each kept only over a lower
+ * version, marked as a copy (seq = 0). */
+static enum lkv_status apply_rows(struct pconn *c, struct apply_params *ap,
+                                  const struct record *rec, int lg)
 {
     enum lkv_status st;
-    MYSQL_STMT *s = pconn_stmt(c, id, &st);
+    MYSQL_STMT *s = pconn_stmt(c, ST_APPLY_MANY + lg, &st);
     if (s == NULL)
         return st;
-    MYSQL_BIND p[STORE_APPLY_CHUNK * APPLY_PARAMS];
-    struct row_params rp[STORE_APPLY_CHUNK];
-    for (int i = 0; i < width; i++)
-        bind_record(&p[i * APPLY_PARAMS], row[i], &rp[i]);
-    return run(c, s, p);
+    for (int i = 0; i < 1 << lg; i++)
+        bind_record(&ap->p[i * APPLY_PARAMS], &rec[i], &ap->rp[i]);
+    return run(c, s, ap->p);
 }
 
-/* Applies rows [from, from + STORE_APPLY_CHUNK) of b in one statement. */
-static enum lkv_status apply_chunk(struct pconn *c, const struct batch *b, size_t from)
+/* The size of the next statement for rec[0 .. left), left > 0, as log2 of
+ * its rows: as many rows as STORE_MANY_BYTES holds (one at least) and
+ * STORE_MANY_MAX allows, rounded down to a power of two, so a batch is
+ * cut into few statements and none is padded. */
+static int next_width(const struct record *rec, size_t left)
 {
-    const struct record *row[STORE_APPLY_CHUNK];
-    for (int i = 0; i < STORE_APPLY_CHUNK; i++)
-        row[i] = &b->rec[from + (size_t)i];
-    return apply_rows(c, ST_APPLY_MULTI, row, STORE_APPLY_CHUNK);
+    size_t n = 0, bytes = 0;
+    while (n < left && n < STORE_MANY_MAX &&
+           (n == 0 || bytes + rec[n].key_len + rec[n].value_len <= STORE_MANY_BYTES)) {
+        bytes += rec[n].key_len + rec[n].value_len;
+        n++;
+    }
+    int lg = 0;
+    while ((size_t)2 << lg <= n)
+        lg++;
+    return lg;
 }
 
-/* Applies copies rec[0..n), 1 <= n <= STORE_MANY_MAX, in one statement:
- * each kept only over a lower version, marked as a copy (seq = 0). The
- * caller keeps their values within STORE_MANY_BYTES (or n at 1). */
-static enum lkv_status store_apply_many(struct pconn *c, const struct record *const *rec, int n)
+/* Moves target's watermark for source_id to row i of b (in the caller's
+ * transaction). */
+static enum lkv_status set_watermark(struct pconn *target, const struct batch *b, size_t i,
+                                     const char *source_id)
 {
-    const struct record *row[STORE_MANY_MAX];
-    int width, id = many_id(ST_APPLY_MANY, n < 2 ? 2 : n, &width);
-    for (int i = 0; i < width; i++)
-        row[i] = rec[i < n ? i : n - 1];
-    return apply_rows(c, id, row, width);
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(target, ST_WM_SET, &st);
+    if (s == NULL)
+        return st;
+    const struct record *last = &b->rec[i];
+    uint64_t seq = b->seq[i];
+    MYSQL_BIND p[3];
+    unsigned long l0, l2;
+    bind_blob(&p[0], source_id, strlen(source_id), &l0);
+    bind_u64(&p[1], &seq);
+    bind_blob(&p[2], last->key, last->key_len, &l2);
+    return run(target, s, p);
 }
 
 /* One attempt of store_apply_batch: a transaction, committed or rolled back. */
-static enum lkv_status apply_batch_once(struct pconn *target, const struct batch *b,
-                                        const char *source_id)
+static enum lkv_status apply_batch_once(struct pconn *target, const struct batch *b, size_t from,
+                                        const char *source_id, struct apply_params *ap)
 {
     enum lkv_status st = pconn_begin(target);
-    size_t i = 0;
-    for (; st == LKV_OK && i + STORE_APPLY_CHUNK <= b->n; i += STORE_APPLY_CHUNK)
-        st = apply_chunk(target, b, i);
-    while (st == LKV_OK && i < b->n) {
-        const struct record *rest[STORE_MANY_MAX];
-        int n = 0;
-        size_t bytes = 0;
-        for (; i < b->n && n < STORE_MANY_MAX; i++) {
-            if (n > 0 && bytes + b->rec[i].value_len > STORE_MANY_BYTES)
-                break;
-            bytes += b->rec[i].value_len;
-            rest[n++] = &b->rec[i];
-        }
-        st = store_apply_many(target, rest, n);
+    for (size_t i = from; st == LKV_OK && i < b->n;) {
+        int lg = next_width(&b->rec[i], b->n - i);
+        st = apply_rows(target, ap, &b->rec[i], lg);
+        i += (size_t)1 << lg;
     }
-    MYSQL_STMT *s = st == LKV_OK ? pconn_stmt(target, ST_WM_SET, &st) : NULL;
-    if (s) {
-        const struct record *last = &b->rec[b->n - 1];
-        uint64_t seq = b->seq[b->n - 1];
-        MYSQL_BIND p[3];
-        unsigned long l0, l2;
-        bind_blob(&p[0], source_id, strlen(source_id), &l0);
-        bind_u64(&p[1], &seq);
-        bind_blob(&p[2], last->key, last->key_len, &l2);
-        st = run(target, s, p);
-    }
+    if (st == LKV_OK)
+        st = set_watermark(target, b, b->n - 1, source_id);
     if (st == LKV_OK)
         st = pconn_commit(target);
     else
@@ -720,19 +738,23 @@ static enum lkv_status apply_batch_once(struct pconn *target, const struct batch
     return st;
 }
 
-enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
+enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b, size_t from,
                                   const char *source_id)
 {
-    if (b->n == 0)
+    if (from >= b->n)
         return LKV_OK;
+    struct apply_params *ap = malloc(sizeof(*ap));
+    if (ap == NULL)
+        return LKV_ENOMEM;
     /* InnoDB may pick this transaction as a deadlock victim (against the
      * stamping of the same partition, or lazykvd's writes): it was rolled
      * back whole, so it is simply run again. */
     enum lkv_status st;
     int attempt = 0;
     do
-        st = apply_batch_once(target, b, source_id);
+        st = apply_batch_once(target, b, from, source_id, ap);
     while (st == LKV_EUNAVAIL && pconn_retry_deadlock(target, attempt++));
+    free(ap);
     return st;
 }
 
@@ -791,9 +813,25 @@ enum lkv_status store_purge(struct pconn *c, const char *key, size_t key_len, ui
     return run(c, s, p);
 }
 
-enum lkv_status store_oldest_unstamped(struct pconn *c, uint64_t *version)
+enum lkv_status store_pending(struct pconn *c, uint64_t *rows, uint64_t *oldest_version)
 {
-    return query_u64(c, ST_OLDEST_NULL, NULL, version, NULL);
+    *rows = *oldest_version = 0;
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_PENDING, &st);
+    if (s == NULL)
+        return st;
+    if ((st = run(c, s, NULL)) != LKV_OK)
+        return st;
+    MYSQL_BIND r[2];
+    memset(r, 0, sizeof(r));
+    bind_u64(&r[0], rows);
+    bind_u64(&r[1], oldest_version);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    if (mysql_stmt_fetch(s) == 1)
+        st = pconn_fail(c, s);
+    finish(c, ST_PENDING);
+    return st;
 }
 
 enum lkv_status store_repair(struct pconn *c, const struct record *rec)

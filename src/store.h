@@ -32,7 +32,6 @@
 
 #define STORE_CTYPE_MAX 255
 #define STORE_KEY_MAX 3072
-#define STORE_APPLY_CHUNK 50 /* rows per multi-row statement of the sync */
 
 /* The version rule of every copy (the sync's and canonical writes'):
  * MariaDB assigns left to right, each expression seeing the columns already
@@ -48,6 +47,14 @@
     " version = GREATEST(version, VALUES(version))"
 #define STORE_NODE_ID_MAX 64
 
+/* Rows one multi-row apply statement of the sync writes, at most: its
+ * statements come in every power of two from 1 to 1 << STORE_MANY_LOG, and
+ * a batch is cut into them (fewest statements, no padding). Larger
+ * statements gain little once a statement's fixed cost is a few per cent
+ * of its rows', and each width is one more prepared statement. */
+#define STORE_MANY_LOG 8
+#define STORE_MANY_MAX (1 << STORE_MANY_LOG)
+
 enum store_stmt {
     ST_GET,          /* value, ctype, version, deleted, expires_at of one key */
     ST_HEAD,         /* the same without the value */
@@ -58,28 +65,21 @@ enum store_stmt {
     ST_EPOCH_SET,    /* record the new last epoch */
     ST_WM_GET,       /* how far this partition applied a source */
     ST_WM_SET,
-    ST_CHANGES,      /* a source's rows of one epoch after a key */
-    ST_NEXT_EPOCH,   /* the first epoch after a given one */
-    ST_APPLY_MULTI,  /* ST_APPLY for STORE_APPLY_CHUNK rows at once */
+    ST_CHANGES,      /* a source's stamped rows after a (seq, k) position */
     ST_TOMBSTONES,   /* tombstones older than a version */
     ST_PURGE,        /* remove a tombstone (not a newer row) */
     ST_GET_LOCK,     /* MariaDB named lock: one sync pass at a time */
     ST_RELEASE_LOCK,
-    ST_OLDEST_NULL,  /* oldest version not yet stamped */
+    ST_PENDING,      /* how many rows wait for a stamp, and the oldest version */
     ST_REPAIR,       /* verify --repair: overwrite with the winner */
     ST_VERIFY_TOP,   /* live-row digest per 2-hex-digit hash bucket */
     ST_VERIFY_SUB,   /* the same per 4-digit bucket, within one top bucket */
     ST_VERIFY_ROWS,  /* key, version, deleted, value digest in one 4-digit bucket */
     ST_EXPIRE,       /* turn expired rows into tombstones */
     ST_SCHEMA,       /* does the table have the current schema */
-    ST_APPLY_MANY,   /* versioned upsert of 2 copies; + i for 2 << i rows */
-    ST_COUNT = ST_APPLY_MANY + 4
+    ST_APPLY_MANY,   /* versioned upsert of 1 copy; + i for 1 << i rows */
+    ST_COUNT = ST_APPLY_MANY + STORE_MANY_LOG + 1
 };
-
-/* Rows written at once by store_apply_many, at most; its statements come
- * in powers of two from 2 up to this (a batch is padded with its last row:
- * a repeated copy is applied once). */
-#define STORE_MANY_MAX 16
 
 /* Value bytes one multi-row write statement carries, at most (a row bigger
  * than this goes alone): the statement must stay under the server's
@@ -172,7 +172,10 @@ enum lkv_status store_named_lock(struct pconn *c, const char *name, int *got);
 enum lkv_status store_named_unlock(struct pconn *c, const char *name);
 
 /* Stamps up to limit pending rows (seq NULL) with a new epoch, in one
- * transaction. *stamped is the number of rows (0: nothing was pending). */
+ * set-based UPDATE over the NULL range of by_seq and one transaction (run
+ * again when InnoDB picks it as a deadlock victim against lazykvd's writes
+ * or the sync's own applies). *stamped is the number of rows (0: nothing
+ * was pending). */
 enum lkv_status store_stamp(struct pconn *c, int limit, uint64_t *stamped);
 
 /* Turns up to limit live rows written here (not copies: see sync.h) that
@@ -189,13 +192,26 @@ enum lkv_status store_watermark(struct pconn *target, const char *source_id,
                                 struct position *pos);
 
 /* Appends to b the source's stamped rows after pos in (seq, k) order: at
- * most limit rows, stopping early once b->bytes reaches max_bytes. */
+ * most limit rows, stopping early once b->bytes reaches max_bytes; one
+ * statement, a range scan of by_seq in index order (no sort). *more = 1
+ * when it stopped at a limit (the source may hold more). The order is
+ * checked row by row: rows out of (seq, k) order (a plan that does not
+ * follow the index) are LKV_EINTERNAL, with source->last_error set. */
 enum lkv_status store_read_changes(struct pconn *source, const struct position *pos, int limit,
-                                   long long max_bytes, struct batch *b);
+                                   long long max_bytes, struct batch *b, int *more);
 
-/* Applies b at target (version rule, see store_apply) and moves target's
- * watermark for source_id to b's last row, in one transaction. */
-enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b,
+/* 1 when (seq, key) is at or before pos in a source's change order. */
+int position_covers(const struct position *pos, uint64_t seq, const char *key, size_t len);
+
+/* Moves pos to row i of b. */
+void position_set(struct position *pos, const struct batch *b, size_t i);
+
+/* Applies rows [from, b->n) of b at target (version rule, see
+ * STORE_APPLY_UPDATE) in multi-row statements of at most STORE_MANY_MAX
+ * rows and STORE_MANY_BYTES value bytes, and moves target's watermark for
+ * source_id to b's last row, in one transaction, run again when InnoDB
+ * picks it as a deadlock victim. Nothing to do when from >= b->n. */
+enum lkv_status store_apply_batch(struct pconn *target, const struct batch *b, size_t from,
                                   const char *source_id);
 
 /* Appends to b (keys and versions only) up to limit of the source's own
@@ -205,8 +221,9 @@ enum lkv_status store_tombstones(struct pconn *c, uint64_t before, int limit, st
 /* Removes key's tombstone if its version is <= version (never a newer row). */
 enum lkv_status store_purge(struct pconn *c, const char *key, size_t key_len, uint64_t version);
 
-/* The oldest version waiting for a stamp (seq NULL), or 0. */
-enum lkv_status store_oldest_unstamped(struct pconn *c, uint64_t *version);
+/* The rows waiting for a stamp (seq NULL): how many, and the oldest
+ * version among them (0 when none). */
+enum lkv_status store_pending(struct pconn *c, uint64_t *rows, uint64_t *oldest_version);
 
 /* Overwrites key with rec unless the stored version is newer (verify). */
 enum lkv_status store_repair(struct pconn *c, const struct record *rec);

@@ -35,7 +35,7 @@ def test_lazy_write_reaches_every_partition_after_one_pass(c):
     # canonical read is current at once; a lazy read may be stale until the pass
     assert c.request("GET", path("sync/a", True)).body == b"first"
     out = sync_ok(c)
-    assert re.search(r"^sync: total rows=\d+ bytes=\d+ purged=\d+ ms=\d+ lag_ms=\d+ unreachable=0$",
+    assert re.search(r"^sync: total rows=\d+ bytes=\d+ purged=\d+ ms=\d+ lag_ms=\d+ backlog=\d+ unreachable=0$",
                      out, re.M), out
     assert len(re.findall(r"^sync: \d -> \d: rows=\d+ bytes=\d+ ms=\d+$", out, re.M)) == 6, out
     for i in range(c.n):
