@@ -27,7 +27,7 @@ BIN      ?= bin
 COMMON    = log buf codec config placement version partition store
 DAEMON    = uri negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
 ADMIN     = admin antientropy authfile auth
-SYNC      = sync syncq syncstatus lazykv_sync
+SYNC      = sync syncq syncstatus syncrecord lazykv_sync
 
 obj = $(patsubst %,$(BUILD)/%.o,$(1))
 

@@ -15,6 +15,8 @@
 #include "log.h"
 #include "store.h"
 #include "sync.h"
+#include "syncrecord.h"
+#include "version.h"
 
 /* Set by SIGINT/SIGTERM; the pass finishes its current batch and stops. */
 static volatile sig_atomic_t stop_requested;
@@ -29,6 +31,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: lazykv-sync -c FILE [--test] [--loop SECONDS] [--dry-run] [--verbose]\n"
+        "                   [--metrics-file PATH]\n"
         "\n"
         "Copies every change made at any partition to every other partition, in\n"
         "version order, turns expired keys into tombstones, and purges tombstones\n"
@@ -42,6 +45,13 @@ static void usage(FILE *f)
         "                      while changes are left, else SECONDS after the last\n"
         "      --dry-run       report what would be copied; change nothing\n"
         "  -v, --verbose       a line per batch\n"
+        "      --metrics-file PATH\n"
+        "                      after each pass, write its end, exit status, rows,\n"
+        "                      lag and each partition's backlog to PATH in the\n"
+        "                      Prometheus text format (node_exporter's textfile\n"
+        "                      collector), atomically. Every pass also records\n"
+        "                      itself in each partition's _meta table, where\n"
+        "                      lazykvd's /metrics and /health read it.\n"
         "  -h, --help          this help\n"
         "\n"
         "Prints a line per source -> target (rows, bytes, ms) and a total line with\n"
@@ -69,15 +79,28 @@ static int backlog_left(int rc, const struct sync_stats *stats)
     return rc == SYNC_OK && stats->backlog > 0;
 }
 
+/* One pass, recorded (syncrecord.h) when it ran: not when the lock was
+ * held elsewhere or the schema refused, and not a dry run. */
+static int recorded_pass(const struct lkv_config *cfg, const struct store_sql *sql,
+                         const struct sync_options *opt, struct sync_stats *stats,
+                         struct sync_recorder *rec)
+{
+    uint64_t start = version_now_us();
+    int rc = sync_pass(cfg, sql, opt, stats);
+    if (!opt->dry_run && (rc == SYNC_OK || rc == SYNC_PARTIAL))
+        sync_recorder_pass(rec, rc, start, version_now_us(), stats);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 'T'},
         {"loop", required_argument, NULL, 'L'},   {"dry-run", no_argument, NULL, 'n'},
         {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"metrics-file", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL;
+    const char *config_path = NULL, *metrics_file = NULL;
     int test_mode = config_env_test_mode(), loop = -1, c;
     struct sync_options opt = {0, 0, &stop_requested, stdout};
     long long n;
@@ -95,6 +118,7 @@ int main(int argc, char **argv)
             loop = (int)n;
             break;
         case 'n': opt.dry_run = 1; break;
+        case 'M': metrics_file = optarg; break;
         case 'v': opt.verbose = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return SYNC_USAGE;
@@ -126,16 +150,24 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     mysql_library_init(0, NULL, NULL);
 
+    struct sync_recorder rec;
+    if (sync_recorder_open(&rec, cfg, metrics_file) != 0) {
+        fprintf(stderr, "lazykv-sync: out of memory\n");
+        store_sql_free(&sql);
+        config_free(cfg);
+        return SYNC_PARTIAL;
+    }
     struct sync_stats stats;
-    int rc = sync_pass(cfg, &sql, &opt, &stats);
+    int rc = recorded_pass(cfg, &sql, &opt, &stats, &rec);
     /* A pass refused to run on a table of an earlier schema: so does the
      * loop, as it would have at its first pass. */
     while (loop >= 0 && !stop_requested && rc != SYNC_USAGE) {
         if (!backlog_left(rc, &stats))
             pause_between_passes(loop);
         if (!stop_requested)
-            rc = sync_pass(cfg, &sql, &opt, &stats);
+            rc = recorded_pass(cfg, &sql, &opt, &stats, &rec);
     }
+    sync_recorder_close(&rec);
     if (loop >= 0 && stop_requested && rc != SYNC_USAGE)
         rc = SYNC_OK; /* a loop stopped on request ends well */
     store_sql_free(&sql);

@@ -150,3 +150,48 @@ def test_health_and_metrics_show_each_partitions_backlog(c):
     assert sample(text, "lazykv_sync_pending_rows", partition="0") >= 1
     for i in range(3):
         assert sample(text, "lazykv_sync_pending_rows", partition=str(i)) is not None
+
+
+def test_each_sync_pass_is_seen_by_lazykvd_and_in_the_textfile(c):
+    textfile = os.path.join(c.dir, "sync.prom")
+    key = key_mastered_by(c, 0, "pass/")
+    assert c.request("PUT", P + key, b"to copy").status == 200
+    p = c.sync("--metrics-file", textfile)
+    assert p.returncode == 0, p
+    assert not [f for f in os.listdir(c.dir) if f.startswith("sync.prom.tmp")]
+    text = open(textfile).read()
+    v = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
+    assert v.returncode == 0 and v.stdout == b"" and v.stderr == b"", v
+    end = sample(text, "lazykv_sync_last_pass_end_timestamp_seconds")
+    assert sample(text, "lazykv_sync_last_pass_exit_code") == 0
+    assert sample(text, "lazykv_sync_last_pass_rows") >= 1
+    for i in range(3):
+        assert sample(text, "lazykv_sync_pending_rows", partition=str(i)) is not None
+    # every partition's _meta has it; lazykvd's probers read it within 5 s
+    wait_for(lambda: sample(scrape(c), "lazykv_sync_last_pass_end_timestamp_seconds") == end,
+             timeout=10, what="lazykvd to see the pass")
+    m = scrape(c)
+    assert sample(m, "lazykv_sync_last_pass_exit_code") == 0
+    assert sample(m, "lazykv_sync_lag_seconds") is not None
+    sync = c.request("GET", "/health").json()["sync"]
+    assert sync["exit_code"] == 0 and sync["rows"] == sample(text, "lazykv_sync_last_pass_rows")
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", sync["last_pass_end"]), sync
+
+
+def test_a_pass_with_a_partition_down_is_recorded_with_exit_code_1(c):
+    textfile = os.path.join(c.dir, "sync-down.prom")
+    c.stop_node(2)
+    try:
+        p = c.sync("--metrics-file", textfile)
+        assert p.returncode == 1, p
+        text = open(textfile).read()
+        assert sample(text, "lazykv_sync_last_pass_exit_code") == 1
+        assert sample(text, "lazykv_sync_pending_rows", partition="2") is None
+        assert sample(text, "lazykv_sync_pending_rows", partition="0") is not None
+        wait_for(lambda: sample(scrape(c), "lazykv_sync_last_pass_exit_code") == 1,
+                 timeout=10, what="lazykvd to see the failed pass")
+    finally:
+        c.start_node(2)
+        wait_for(lambda: sample(scrape(c), "lazykv_partition_up", partition="2") == 1,
+                 timeout=30, what="partition_up 1 again")
+    assert c.sync().returncode == 0
