@@ -25,7 +25,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate render stats kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
+DAEMON    = uri negotiate render stats kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server notify lazykvd
 ADMIN     = admin antientropy authfile auth
 SYNC      = sync lazykv_sync
 
@@ -104,7 +104,7 @@ install: all
 
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
-UNIT_MODS = log buf codec config placement version uri negotiate render rcache token authfile accesslog
+UNIT_MODS = log buf codec config placement version uri negotiate render rcache token authfile accesslog notify
 $(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o
 	$(CC) $(CFLAGS) -Isrc/client -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
 	    $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o $(LDLIBS) $(shell pkg-config --libs check)

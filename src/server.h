@@ -65,8 +65,9 @@ void server_reload(struct lkv_server *srv);
 int server_start(struct lkv_server *srv, const struct lkv_config *cfg);
 
 /* Stops accepting, lets the requests in flight finish (answering 503 to
- * what is still waiting after a moment), stops everything and frees srv's
- * state. */
+ * what is still waiting after 2 s, and giving those answers 1 s to be
+ * sent), stops everything and frees srv's state. Bounded so that lazykvd
+ * exits within 5 s of SIGTERM (tests/integration/test_install.py). */
 void server_stop(struct lkv_server *srv);
 
 /* Sums every thread's counters into totals (zeroed by the caller). */
