@@ -8,7 +8,9 @@ set -euo pipefail
 
 BUILD="gcc make pkg-config libmariadb-dev libmicrohttpd-dev libgnutls28-dev libiniparser-dev libjansson-dev libcurl4-openssl-dev"
 SERVER="mariadb-server mariadb-client"
-TEST="check python3 curl openssl"
+# mandoc: the man pages' lint; systemd (systemd-analyze, systemd-sysusers)
+# and man-db: the installed units are verified, Documentation= pages included.
+TEST="check python3 curl openssl mandoc systemd man-db"
 CI="clang clang-tidy libclang-rt-14-dev cppcheck valgrind"
 BENCH="wrk sysbench redis-server redis-tools webdis etcd-server gnuplot-nox curl"
 
