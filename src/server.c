@@ -627,6 +627,10 @@ void server_stop(struct lkv_server *srv)
          * another lazykvd while this one finishes what it has. */
         if (listen_fd != MHD_INVALID_SOCKET)
             shutdown(listen_fd, SHUT_RDWR);
+        /* Health probes are of no use any more, and one blocked on a hung
+         * partition would hold prober_stop below for its read_timeout. */
+        for (int i = 0; i < srv->nprobers; i++)
+            prober_quiet(&srv->probers[i]);
         /* What is in flight finishes normally for a moment: requests being
          * uploaded, waiting on a worker or being sent alike (a request
          * arriving on a kept-alive connection now is answered with
