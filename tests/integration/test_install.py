@@ -463,3 +463,56 @@ def _accepts(port):
         return True
     except OSError:
         return False
+
+
+def test_sigterm_with_a_hung_partition_answers_its_requests_and_exits_within_5_s(c):
+    """A SIGSTOPped mariadbd: requests waiting on it at SIGTERM are answered
+    503 and lazykvd exits 0 within 5 s, although its prober is blocked on
+    that partition for up to read_timeout (5 s) or connect_timeout."""
+    proc, port, log = c.extra_kvd({})
+    keys = []
+    for i in range(40):
+        r = c.request("POST", "/canonicalbucket/hung/%d" % i, body=b"v", port=port)
+        assert r.status == 201, r
+        if r.json()["master"] == 0:
+            keys.append("hung/%d" % i)
+    assert len(keys) >= 4, keys
+    keys = keys[:6]
+    answers, threads = {}, []
+
+    def get(key):
+        try:
+            answers[key] = c.request("GET", "/canonicalbucket/" + key, port=port,
+                                     timeout=20).status
+        except OSError as e:
+            answers[key] = repr(e)
+    fds = len(os.listdir("/proc/%d/fd" % proc.pid))
+    pid = c.freeze_node(0)
+    try:
+        for k in keys:
+            threads.append(threading.Thread(target=get, args=(k,)))
+            threads[-1].start()
+        # their connections accepted; the partition cannot answer them
+        wait_for(lambda: len(os.listdir("/proc/%d/fd" % proc.pid)) >= fds + len(keys),
+                 timeout=10, what="lazykvd to hold the requests")
+        assert answers == {}, answers
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=15)
+        took = time.monotonic() - t0
+        for t in threads:
+            t.join(timeout=10)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print("shutdown: SIGTERM with partition 0 hung and %d requests on it: exit %d after %.2f s"
+          % (len(keys), rc, took))
+    assert rc == 0, open(log).read()[-2000:]
+    assert took < 5, took
+    assert answers == {k: 503 for k in keys}, answers
+    wait_for(lambda: c.request("GET", "/canonicalbucket/" + keys[0]).status == 200, 30,
+             "partition 0 to answer again")
+    for i in range(40):
+        assert c.request("DELETE", "/canonicalbucket/hung/%d" % i).status == 202
