@@ -2,8 +2,11 @@
 #
 #   make            build bin/lazykvd, bin/lazykv-admin, bin/lazykv-sync, and the
 #                   client side: lib/liblazykv.{a,so.1}, lazykv.pc, bin/lazykv
-#   make install    the client library, its header, lazykv.pc and the programs
-#                   under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local)
+#   make install    the programs, the client library (header, lazykv.pc), man
+#                   pages, systemd units, the crontab and examples under
+#                   $(DESTDIR)$(PREFIX) (PREFIX=/usr/local), and a configuration
+#                   in $(DESTDIR)$(SYSCONFDIR)/lazykv (SYSCONFDIR=/etc) if none
+#   make uninstall  removes what install put, except the configuration
 #   make run        local 3-node MariaDB cluster + lazykvd on :8080 (+ sync)
 #   make test       unit + integration tests against a throwaway test cluster
 #   make asan       the same tests with AddressSanitizer + UBSan builds
@@ -25,7 +28,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server lazykvd
+DAEMON    = uri negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv authfile auth tls accesslog handlers server notify lazykvd
 ADMIN     = admin antientropy authfile auth
 SYNC      = sync syncq syncstatus syncrecord lazykv_sync
 
@@ -59,7 +62,6 @@ CLIENT    = util lkv
 CLIENT_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(OPT) $(WARN) -MMD -MP -fPIC -fvisibility=hidden                 $(shell pkg-config --cflags libcurl jansson 2>/dev/null) -Isrc/client
 CLIENT_LIBS   = $(shell pkg-config --libs libcurl jansson 2>/dev/null) -lpthread
 LIB_VERSION   = 1.0.0
-PREFIX   ?= /usr/local
 
 client: $(LIB)/liblazykv.a $(LIB)/liblazykv.so $(LIB)/lazykv.pc $(BIN)/lazykv
 
@@ -87,25 +89,96 @@ $(BIN)/lazykv: $(BUILD)/client/cli.o $(LIB)/liblazykv.a | $(BIN)
 $(BUILD)/lkv_test: tests/client/lkv_test.c $(LIB)/liblazykv.a src/client/lazykv.h | $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(LIB)/liblazykv.a $(CLIENT_LIBS)
 
+# ---- make install / make uninstall ------------------------------------------
+# Every directory can be overridden; DESTDIR is prepended to all of them (a
+# staging root for packagers). Paths inside the installed units, crontab and
+# man pages are the final ones, without DESTDIR: the templates (*.in) name
+# them @BINDIR@, @SYSCONFDIR@, @SYSUSERSDIR@, @DOCDIR@, replaced by sed here.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/lazykv
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR  ?= /etc
+CONF         = $(SYSCONFDIR)/lazykv/configuration.cfg
+
+PROGRAMS     = lazykv lazykvd lazykv-admin lazykv-sync
+MAN1         = lazykv.1
+MAN5         = lazykv.cfg.5
+MAN8         = lazykvd.8 lazykv-sync.8 lazykv-admin.8
+UNITS        = lazykvd.service lazykv-sync.service lazykv-sync.timer
+DOCS         = README.md configuration.cfg conf/production.example.cfg
+SUBST        = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                   -e 's|@SYSUSERSDIR@|$(SYSUSERSDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+# The man pages and the example configuration are written for the default
+# paths (/etc/lazykv/, /usr/local/...): installed, they name the real ones.
+SUBST_PATHS  = sed -e 's|/etc/lazykv/|$(SYSCONFDIR)/lazykv/|g' \
+                   -e 's|/usr/local/lib/systemd/system/|$(UNITDIR)/|g' \
+                   -e 's|/usr/local/share/doc/lazykv/|$(DOCDIR)/|g'
+
+# Everything install puts, which is what uninstall removes (the configuration
+# in SYSCONFDIR is left: it is the operator's).
+INSTALLED = $(addprefix $(BINDIR)/,$(PROGRAMS)) \
+    $(addprefix $(LIBDIR)/,liblazykv.a liblazykv.so.$(LIB_VERSION) liblazykv.so.1 liblazykv.so) \
+    $(LIBDIR)/pkgconfig/lazykv.pc $(INCLUDEDIR)/lazykv.h \
+    $(addprefix $(MANDIR)/man1/,$(MAN1)) $(addprefix $(MANDIR)/man5/,$(MAN5)) \
+    $(addprefix $(MANDIR)/man8/,$(MAN8)) $(addprefix $(UNITDIR)/,$(UNITS)) \
+    $(SYSUSERSDIR)/lazykv.conf \
+    $(addprefix $(DOCDIR)/,$(notdir $(DOCS)) lazykv-sync.cron)
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 644 $(LIB)/liblazykv.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIB)/liblazykv.so.1 $(DESTDIR)$(PREFIX)/lib/liblazykv.so.$(LIB_VERSION)
-	ln -sf liblazykv.so.$(LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/liblazykv.so.1
-	ln -sf liblazykv.so.1 $(DESTDIR)$(PREFIX)/lib/liblazykv.so
-	install -m 644 src/client/lazykv.h $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(PREFIX)/lib|; s|@INCLUDEDIR@|$(PREFIX)/include|' \
-	    -e 's|@VERSION@|$(LIB_VERSION)|' tools/lazykv.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lazykv.pc
-	install -m 755 $(BIN)/lazykv $(BIN)/lazykvd $(BIN)/lazykv-admin $(BIN)/lazykv-sync \
-	    $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/lazykv
+	install -m 755 $(addprefix $(BIN)/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(LIB)/liblazykv.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB)/liblazykv.so.1 $(DESTDIR)$(LIBDIR)/liblazykv.so.$(LIB_VERSION)
+	ln -sf liblazykv.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/liblazykv.so.1
+	ln -sf liblazykv.so.1 $(DESTDIR)$(LIBDIR)/liblazykv.so
+	install -m 644 src/client/lazykv.h $(DESTDIR)$(INCLUDEDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(LIB_VERSION)|' tools/lazykv.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/lazykv.pc
+	for m in $(MAN1); do $(SUBST_PATHS) man/$$m > $(DESTDIR)$(MANDIR)/man1/$$m || exit 1; done
+	for m in $(MAN5); do $(SUBST_PATHS) man/$$m > $(DESTDIR)$(MANDIR)/man5/$$m || exit 1; done
+	for m in $(MAN8); do $(SUBST_PATHS) man/$$m > $(DESTDIR)$(MANDIR)/man8/$$m || exit 1; done
+	$(SUBST) systemd/lazykvd.service.in > $(DESTDIR)$(UNITDIR)/lazykvd.service
+	$(SUBST) systemd/lazykv-sync.service.in > $(DESTDIR)$(UNITDIR)/lazykv-sync.service
+	$(SUBST) systemd/lazykv-sync.timer > $(DESTDIR)$(UNITDIR)/lazykv-sync.timer
+	$(SUBST) systemd/lazykv.sysusers > $(DESTDIR)$(SYSUSERSDIR)/lazykv.conf
+	$(SUBST) cron/lazykv-sync.cron.in > $(DESTDIR)$(DOCDIR)/lazykv-sync.cron
+	install -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	cd $(DESTDIR)$(MANDIR) && chmod 644 $(addprefix man1/,$(MAN1)) $(addprefix man5/,$(MAN5)) \
+	    $(addprefix man8/,$(MAN8))
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/lazykv.pc $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+	    $(DESTDIR)$(SYSUSERSDIR)/lazykv.conf $(DESTDIR)$(DOCDIR)/lazykv-sync.cron
+	@# The configuration: made from the production example only when there is
+	@# none (never overwritten), readable by root and the group lazykv only
+	@# (it holds passwords). Written aside and renamed, so an interrupted
+	@# install leaves no half file that a later one would keep.
+	@if [ -e $(DESTDIR)$(CONF) ]; then \
+	    echo "lazykv: $(DESTDIR)$(CONF) exists: kept as it is"; \
+	else \
+	    (umask 027 && $(SUBST_PATHS) conf/production.example.cfg > $(DESTDIR)$(CONF).new) && \
+	    mv $(DESTDIR)$(CONF).new $(DESTDIR)$(CONF) && \
+	    echo "lazykv: wrote $(DESTDIR)$(CONF) from conf/production.example.cfg: edit it" && \
+	    if [ -z "$(DESTDIR)" ] && getent group lazykv >/dev/null; then chgrp lazykv $(CONF); fi; \
+	fi
 	@# the loader's cache, so that programs find liblazykv.so.1 (not into a DESTDIR)
+	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_MODS = log buf codec config placement version uri negotiate html render rcache token \
-            authfile accesslog partition store syncq
+            authfile accesslog partition store syncq notify
 $(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o
 	$(CC) $(CFLAGS) -Isrc/client -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
 	    $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o $(LDLIBS) $(shell pkg-config --libs check)
@@ -185,5 +258,5 @@ valgrind: $(BUILD)/unit_tests
 clean:
 	rm -rf build bin lib
 
-.PHONY: all client install run test asan lint clean deps fuzz valgrind bench
+.PHONY: all client install uninstall run test asan lint clean deps fuzz valgrind bench
 -include $(wildcard $(BUILD)/*.d $(BUILD)/client/*.d)

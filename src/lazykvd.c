@@ -3,6 +3,7 @@
  * signals. The work is in server.c (HTTP), handlers.c (the API), kv.c (the
  * cluster policy) and worker.c (the event loops that talk to the partitions).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <mysql.h>
@@ -18,6 +19,7 @@
 #include "config.h"
 #include "lkv.h"
 #include "log.h"
+#include "notify.h"
 #include "partition.h"
 #include "server.h"
 #include "store.h"
@@ -228,14 +230,24 @@ int main(int argc, char **argv)
     } else if (server_start(&srv, cfg) != 0) {
         rc = 1;
     } else {
-        log_info("listening on %s://%s:%d/ (%d partitions, %d threads%s%s)",
+        char status[256];
+        snprintf(status, sizeof(status), "listening on %s://%s:%d/ (%d partitions, %d threads%s%s)",
                  srv.tls.cert_pem ? "https" : "http", cfg->listen_host, srv.port,
                  cfg->partitions, cfg->threads, cfg->tokens_file ? ", tokens" : "",
                  cfg->test_mode ? ", test mode" : "");
+        log_info("%s", status);
+        /* Only now, with the socket listening, may systemd start what
+         * depends on lazykvd (Type=notify). */
+        if (notify_ready(status) < 0)
+            log_warn("cannot notify the service manager at $NOTIFY_SOCKET: %s", strerror(errno));
         int sig = 0;
-        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+        while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+            notify_reloading();
             server_reload(&srv);
+            notify_ready(status);
+        }
         log_info("%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        notify_stopping();
     }
     server_stop(&srv);
     mysql_library_end();

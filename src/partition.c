@@ -80,18 +80,9 @@ static void set_tls(MYSQL *m, const struct lkv_partition_conf *p)
     }
 }
 
-MYSQL *partition_connect(const struct lkv_partition_conf *p, int test_mode, const char *db,
-                         int nonblock, enum lkv_status *st, unsigned *err_no, char *err,
-                         size_t errlen)
+MYSQL *partition_handle(const struct lkv_partition_conf *p, int nonblock, enum lkv_status *st,
+                        char *err, size_t errlen)
 {
-    *st = LKV_EUNAVAIL;
-    *err_no = 0;
-    if (test_mode && strncmp(p->name, CONFIG_TEST_PREFIX, strlen(CONFIG_TEST_PREFIX)) != 0) {
-        /* Defence in depth: config.c prefixes every name in test mode. */
-        snprintf(err, errlen, "refusing database '%s' in test mode", p->name);
-        *st = LKV_EINTERNAL;
-        return NULL;
-    }
     MYSQL *m = mysql_init(NULL);
     if (m == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -117,15 +108,45 @@ MYSQL *partition_connect(const struct lkv_partition_conf *p, int test_mode, cons
         return NULL;
     }
     set_tls(m, p);
+    *st = LKV_OK;
+    return m;
+}
+
+int partition_connect_handle(MYSQL *m, const struct lkv_partition_conf *p, int test_mode,
+                             const char *db, enum lkv_status *st, unsigned *err_no, char *err,
+                             size_t errlen)
+{
+    *st = LKV_EUNAVAIL;
+    *err_no = 0;
+    if (test_mode && strncmp(p->name, CONFIG_TEST_PREFIX, strlen(CONFIG_TEST_PREFIX)) != 0) {
+        /* Defence in depth: config.c prefixes every name in test mode. */
+        snprintf(err, errlen, "refusing database '%s' in test mode", p->name);
+        *st = LKV_EINTERNAL;
+        return -1;
+    }
     const char *host = p->socket ? "localhost" : p->host;
     if (mysql_real_connect(m, host, p->user, p->password, db, (unsigned)p->port, p->socket,
                            0) == NULL) {
         *err_no = mysql_errno(m);
         snprintf(err, errlen, "%s", mysql_error(m));
+        return -1;
+    }
+    *st = LKV_OK;
+    return 0;
+}
+
+MYSQL *partition_connect(const struct lkv_partition_conf *p, int test_mode, const char *db,
+                         int nonblock, enum lkv_status *st, unsigned *err_no, char *err,
+                         size_t errlen)
+{
+    *err_no = 0;
+    MYSQL *m = partition_handle(p, nonblock, st, err, errlen);
+    if (m == NULL)
+        return NULL;
+    if (partition_connect_handle(m, p, test_mode, db, st, err_no, err, errlen) != 0) {
         mysql_close(m);
         return NULL;
     }
-    *st = LKV_OK;
     return m;
 }
 

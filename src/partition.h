@@ -56,6 +56,18 @@ MYSQL *partition_connect(const struct lkv_partition_conf *p, int test_mode, cons
                          int nonblock, enum lkv_status *st, unsigned *err_no, char *err,
                          size_t errlen);
 
+/* partition_connect in two halves, for a caller that must be able to cut a
+ * connect short from another thread (prober.c shuts the handle's socket
+ * down): partition_handle makes the handle with every option set (NULL when
+ * out of memory or MYSQL_OPT_NONBLOCK fails, with *st and err), and
+ * partition_connect_handle connects it (0, or -1 with *st, *err_no and err
+ * as partition_connect). m stays the caller's to close, connected or not. */
+MYSQL *partition_handle(const struct lkv_partition_conf *p, int nonblock, enum lkv_status *st,
+                        char *err, size_t errlen);
+int partition_connect_handle(MYSQL *m, const struct lkv_partition_conf *p, int test_mode,
+                             const char *db, enum lkv_status *st, unsigned *err_no, char *err,
+                             size_t errlen);
+
 /* Closes the connection and its statements. c can be used again. */
 void pconn_close(struct pconn *c);
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
@@ -13,14 +14,70 @@
 #include "clock.h"
 #include "version.h"
 
-/* A non-blocking connection (nonblock) or the prober's own, blocking one. */
-static MYSQL *connect_partition(const struct prober *p, int nonblock, char *err, size_t errlen)
+/* Cuts short a blocking call on m that the prober's thread is making:
+ * shutting its socket down makes the call fail at once. Under p->lock,
+ * which keeps m (p->busy) open meanwhile. A connect that has no socket yet
+ * (the TCP handshake itself) is not cut: it ends within connect_timeout. */
+static void interrupt_busy(struct prober *p)
+{
+    if (p->busy == NULL)
+        return;
+    int fd = (int)mysql_get_socket(p->busy); /* -1 when it has none */
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+/* Marks m as the handle a blocking call is about to use (NULL: done), so
+ * that prober_quiet/prober_stop can cut it short. Returns 1 when the call
+ * should not be made at all (the prober is stopping, or quiet and probing). */
+static int set_busy(struct prober *p, MYSQL *m, int probing)
+{
+    pthread_mutex_lock(&p->lock);
+    int skip = m != NULL && (p->stopping || (probing && p->quiet));
+    p->busy = skip ? NULL : m;
+    p->busy_probing = probing;
+    pthread_mutex_unlock(&p->lock);
+    return skip;
+}
+
+/* 1 once a call may have been cut short on purpose: its failure says
+ * nothing about the partition. */
+static int winding_down(struct prober *p, int probing)
+{
+    pthread_mutex_lock(&p->lock);
+    int down = p->stopping || (probing && p->quiet);
+    pthread_mutex_unlock(&p->lock);
+    return down;
+}
+
+/* A non-blocking connection (nonblock) or the prober's own, blocking one;
+ * NULL with why in err, and *cut set when it was not made or was cut short
+ * because the prober is winding down (probing: for the probe). */
+static MYSQL *connect_partition(struct prober *p, int nonblock, int probing, int *cut, char *err,
+                                size_t errlen)
 {
     const struct lkv_partition_conf *pc = &p->cfg->part[p->index];
     enum lkv_status st;
     unsigned err_no;
-    return partition_connect(pc, p->cfg->test_mode, pc->name, nonblock, &st, &err_no, err,
-                             errlen);
+    *cut = 0;
+    MYSQL *m = partition_handle(pc, nonblock, &st, err, errlen);
+    if (m == NULL)
+        return NULL;
+    if (set_busy(p, m, probing)) {
+        mysql_close(m);
+        snprintf(err, errlen, "lazykvd is stopping");
+        *cut = 1;
+        return NULL;
+    }
+    int rc = partition_connect_handle(m, pc, p->cfg->test_mode, pc->name, &st, &err_no, err,
+                                      errlen);
+    set_busy(p, NULL, probing);
+    if (rc != 0) {
+        mysql_close(m);
+        *cut = winding_down(p, probing);
+        return NULL;
+    }
+    return m;
 }
 
 static void note_ok(struct prober *p)
@@ -82,18 +139,28 @@ int prober_sync_status(struct prober *p, struct sync_status *st, uint64_t *pendi
 static void probe(struct prober *p)
 {
     char err[256];
-    if (p->probe && mysql_ping(p->probe) != 0) {
-        /* The probe's connection is gone: perhaps the partition restarted
-         * and is back. A fault only if a new connection fails too, or every
-         * restart would cost a back-off of requests that could succeed. */
-        snprintf(err, sizeof(err), "%s", mysql_error(p->probe));
-        mysql_close(p->probe);
-        p->probe = NULL;
-        if (prober_reachable(p))
-            log_warn("partition %d (%s): %s", p->index, p->cfg->part[p->index].name, err);
+    int cut = 0;
+    if (p->probe) {
+        int failed = !set_busy(p, p->probe, 1) && mysql_ping(p->probe) != 0;
+        set_busy(p, NULL, 1);
+        if (winding_down(p, 1))
+            return; /* stopping: whatever the ping said, nothing to record */
+        if (failed) {
+            /* The probe's connection is gone: perhaps the partition
+             * restarted and is back. A fault only if a new connection fails
+             * too, or every restart would cost a back-off of requests that
+             * could succeed. */
+            snprintf(err, sizeof(err), "%s", mysql_error(p->probe));
+            mysql_close(p->probe);
+            p->probe = NULL;
+            if (prober_reachable(p))
+                log_warn("partition %d (%s): %s", p->index, p->cfg->part[p->index].name, err);
+        }
     }
     if (p->probe == NULL) {
-        p->probe = connect_partition(p, 0, err, sizeof(err));
+        p->probe = connect_partition(p, 0, 1, &cut, err, sizeof(err));
+        if (cut)
+            return;
         if (p->probe == NULL) {
             if (prober_reachable(p) ||
                 atomic_load_explicit(&p->last_fault_us, memory_order_relaxed) == 0)
@@ -117,11 +184,12 @@ static void serve(struct prober *p, struct prober_req *r)
         r->deliver(r, NULL, "the partition is in back-off");
         return;
     }
-    MYSQL *m = connect_partition(p, 1, err, sizeof(err));
+    int cut;
+    MYSQL *m = connect_partition(p, 1, 0, &cut, err, sizeof(err));
     if (m) {
         note_ok(p);
         atomic_fetch_add_explicit(&p->connects, 1, memory_order_relaxed);
-    } else {
+    } else if (!cut) {
         log_warn("partition %d (%s): cannot connect: %s", p->index,
                  p->cfg->part[p->index].name, err);
         prober_note_fault(p);
@@ -146,6 +214,10 @@ static void *run(void *arg)
             continue;
         }
         uint64_t now = clock_mono_us();
+        if (p->quiet) {
+            pthread_cond_wait(&p->wake, &p->lock); /* connect requests only */
+            continue;
+        }
         if (now >= next_probe) {
             pthread_mutex_unlock(&p->lock);
             probe(p);
@@ -191,6 +263,18 @@ int prober_start(struct prober *p, const struct lkv_config *cfg, int index)
     return 0;
 }
 
+void prober_quiet(struct prober *p)
+{
+    if (!p->started || p->joined)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->quiet = 1;
+    if (p->busy_probing)
+        interrupt_busy(p); /* a probe, not a connection a request waits for */
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void prober_stop(struct prober *p)
 {
     if (!p->started || p->joined)
@@ -199,9 +283,26 @@ void prober_stop(struct prober *p)
     p->stopping = 1;
     struct prober_req *r = p->head;
     p->head = p->tail = NULL;
+    interrupt_busy(p);
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    pthread_join(p->thread, NULL);
+    /* A connect may create its socket after the interruption above: cut it
+     * again until the thread ends. */
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 20 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = pthread_timedjoin_np(p->thread, NULL, &until);
+        if (rc != ETIMEDOUT)
+            break;
+        pthread_mutex_lock(&p->lock);
+        interrupt_busy(p);
+        pthread_mutex_unlock(&p->lock);
+    }
     p->joined = 1;
     while (r) {
         struct prober_req *next = r->next;

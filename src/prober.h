@@ -68,6 +68,10 @@ struct prober {
     pthread_cond_t wake;
     struct prober_req *head, *tail;      /* connect requests, under lock */
     int stopping;                        /* under lock */
+    int quiet;                           /* under lock: no more probes (prober_quiet) */
+    MYSQL *busy;                         /* under lock: the handle a blocking call of the
+                                            thread uses now, kept open while set */
+    int busy_probing;                    /* under lock: that call is a probe's */
     int joined;                          /* the thread has ended */
     MYSQL *probe;                        /* owned by the thread: its own connection */
     atomic_uint_fast64_t last_ok_us;     /* last successful probe or connect */
@@ -88,9 +92,16 @@ int prober_sync_status(struct prober *p, struct sync_status *st, uint64_t *pendi
 /* Starts the thread for partition index of cfg. 0, or -1 (logged). */
 int prober_start(struct prober *p, const struct lkv_config *cfg, int index);
 
-/* Stops and joins the thread; requests still queued, and any made
- * afterwards, are delivered NULL at once. Safe on a prober that never
- * started. */
+/* lazykvd is stopping: no more probes, and a probe under way (blocked on a
+ * hung partition for up to read_timeout) is cut short by shutting its
+ * socket down. Connections asked for are still opened, for the requests
+ * finishing meanwhile. Safe on a prober that never started. */
+void prober_quiet(struct prober *p);
+
+/* Stops and joins the thread, cutting short the connect it may be blocked
+ * in (except a TCP handshake with no answer, which ends within
+ * connect_timeout); requests still queued, and any made afterwards, are
+ * delivered NULL at once. Safe on a prober that never started. */
 void prober_stop(struct prober *p);
 
 /* Stops p if need be and frees it; no prober_request may follow. */

@@ -92,7 +92,7 @@ static enum method method_of(const char *m)
 
 static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)cls;
+    struct lkv_server *srv = cls;
     (void)conn;
     struct request *req = calloc(1, sizeof(*req));
     if (req == NULL)
@@ -105,6 +105,7 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
     req->arrived = (long long)time(NULL);
     req->started_us = clock_mono_us();
     req->partition = -1;
+    atomic_fetch_add(&srv->active, 1); /* until on_completed */
     return req;
 }
 
@@ -412,6 +413,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         log_access(srv, conn, req);
         if (req->dispatched)
             atomic_fetch_sub(&srv->dispatched, 1); /* its answer went out (or never will) */
+        atomic_fetch_sub(&srv->active, 1);
         request_free(req);
         free(req);
         *req_cls = NULL;
@@ -608,11 +610,14 @@ int server_start(struct lkv_server *srv, const struct lkv_config *cfg)
     return 0;
 }
 
-/* Waits up to ms for the requests handed to workers to be answered and
- * their answers sent. */
-static void wait_dispatched(struct lkv_server *srv, int ms)
+/* Waits up to ms for *count (a number of requests) to reach 0. The bound is
+ * on the monotonic clock, not a count of 1 ms sleeps: on a loaded machine
+ * each sleep lasts longer than asked, and the shutdown must still end
+ * within its budget (see server_stop in server.h). */
+static void wait_drained(atomic_int *count, int ms)
 {
-    for (int i = 0; i < ms && atomic_load(&srv->dispatched) > 0; i++) {
+    uint64_t deadline = clock_mono_us() + (uint64_t)ms * 1000u;
+    while (atomic_load(count) > 0 && clock_mono_us() < deadline) {
         struct timespec t = {0, 1000000L};
         nanosleep(&t, NULL);
     }
@@ -632,8 +637,22 @@ void server_stop(struct lkv_server *srv)
         worker_close_watches(&srv->workers[0]);
     if (srv->daemon) {
         listen_fd = MHD_quiesce_daemon(srv->daemon);
-        /* What is in flight finishes normally for a moment... */
-        wait_dispatched(srv, 2000);
+        /* Refuse new connections now rather than let the kernel queue them
+         * until the socket is closed (only after MHD_stop_daemon, which
+         * may still poll it): shutdown() takes a listening socket out of
+         * LISTEN at once, so a client gets ECONNREFUSED and can go to
+         * another lazykvd while this one finishes what it has. */
+        if (listen_fd != MHD_INVALID_SOCKET)
+            shutdown(listen_fd, SHUT_RDWR);
+        /* Health probes are of no use any more, and one blocked on a hung
+         * partition would hold prober_stop below for its read_timeout. */
+        for (int i = 0; i < srv->nprobers; i++)
+            prober_quiet(&srv->probers[i]);
+        /* What is in flight finishes normally for a moment: requests being
+         * uploaded, waiting on a worker or being sent alike (a request
+         * arriving on a kept-alive connection now is answered with
+         * Connection: close, so this drains)... */
+        wait_drained(&srv->active, 2000);
     }
     for (int i = 0; i < srv->nprobers; i++)
         prober_stop(&srv->probers[i]);
@@ -641,7 +660,7 @@ void server_stop(struct lkv_server *srv)
     for (int i = 0; i < srv->nworkers; i++)
         worker_stop(&srv->workers[i]);
     if (srv->daemon) {
-        wait_dispatched(srv, 1000);
+        wait_drained(&srv->dispatched, 1000);
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;
     }

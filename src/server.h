@@ -39,6 +39,7 @@ struct lkv_server {
     struct MHD_Daemon *daemon;    /* owned */
     int port;                     /* the port actually bound */
     atomic_int connections;       /* client connections open now */
+    atomic_int active;            /* requests begun (request line read), until completed */
     atomic_int dispatched;        /* requests handed to a worker, until completed */
     atomic_int stopping;          /* server_stop has begun: answers close */
     struct stats http;            /* written by libmicrohttpd's threads (atomic adds) */
@@ -71,9 +72,12 @@ void server_reload(struct lkv_server *srv);
  * logging why. */
 int server_start(struct lkv_server *srv, const struct lkv_config *cfg);
 
-/* Stops accepting, lets the requests in flight finish (answering 503 to
- * what is still waiting after a moment), stops everything and frees srv's
- * state. */
+/* Stops accepting, answers the waiting watches 503, lets the requests in
+ * flight finish (uploads, database work and answers being sent: up to 2 s),
+ * answers 503 to what still waits on a worker (giving those answers 1 s to
+ * be sent), stops everything and frees srv's state. Bounded so that
+ * lazykvd exits within 5 s of SIGTERM (tests/integration/test_install.py);
+ * a request still uploading or downloading after 2 s is cut off. */
 void server_stop(struct lkv_server *srv);
 
 /* Sums every thread's counters into totals (zeroed by the caller). */

@@ -8,7 +8,11 @@ set -euo pipefail
 
 BUILD="gcc make pkg-config libmariadb-dev libmicrohttpd-dev libgnutls28-dev libiniparser-dev libjansson-dev libcurl4-openssl-dev"
 SERVER="mariadb-server mariadb-client"
-TEST="check python3 curl openssl prometheus chromium fonts-dejavu-core tidy"
+# mandoc: the man pages' lint; systemd (systemd-analyze, systemd-sysusers)
+# and man-db: the installed units are verified, Documentation= pages included;
+# prometheus: promtool on /metrics and the alert rules; chromium, fonts and
+# tidy: the browser tests of the HTML view.
+TEST="check python3 curl openssl prometheus chromium fonts-dejavu-core tidy mandoc systemd man-db"
 CI="clang clang-tidy libclang-rt-14-dev cppcheck valgrind"
 BENCH="wrk sysbench redis-server redis-tools webdis etcd-server gnuplot-nox curl"
 

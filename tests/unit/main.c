@@ -15,6 +15,7 @@ Suite *token_suite(void);
 Suite *client_util_suite(void);
 Suite *authfile_suite(void);
 Suite *syncq_suite(void);
+Suite *notify_suite(void);
 
 int main(void)
 {
@@ -31,6 +32,7 @@ int main(void)
     srunner_add_suite(sr, client_util_suite());
     srunner_add_suite(sr, authfile_suite());
     srunner_add_suite(sr, syncq_suite());
+    srunner_add_suite(sr, notify_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
