@@ -306,15 +306,18 @@ def test_binary_value_is_a_download_link(c):
 def test_health_table(c):
     doc = c.request("GET", "/health").json()
     d = dom(c, "/health")
+    # the probers reread backlogs every 5 s: the page shows the one before
+    # or the one after it was loaded
+    later = c.request("GET", "/health").json()
     assert "table" in d.tags()
     assert len(d.rows) == c.n == len(doc["partition"]), d.rows
     heads = [l for t, l in d.starts if t == "th"]
     assert len(heads) == len(doc["partition"][0]), heads
-    for row, part in zip(d.rows, doc["partition"]):
+    for row, part, part2 in zip(d.rows, doc["partition"], later["partition"]):
         assert row[0] == str(part["index"]) and row[1] == part["database"], (row, part)
         assert ("yes" if part["reachable"] else "no") in row, row
         if "pending_rows" in part:
-            assert str(part["pending_rows"]) in row, row
+            assert str(part["pending_rows"]) in row or str(part2["pending_rows"]) in row, row
     assert d.fields["Status"] == doc["status"], d.fields
     if "sync" in doc:
         assert "Sync: the last pass" in d.all_text()
