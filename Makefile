@@ -105,7 +105,7 @@ install: all
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_MODS = log buf codec config placement version uri negotiate render rcache token authfile accesslog \
-            range digest
+            range digest chunks
 $(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o
 	$(CC) $(CFLAGS) -Isrc/client -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
 	    $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o $(LDLIBS) $(shell pkg-config --libs check)
