@@ -178,7 +178,7 @@ uninstall:
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_MODS = log buf codec config placement version uri negotiate html render rcache token \
-            authfile accesslog partition store syncq notify
+            authfile accesslog partition store syncq notify range digest chunks
 $(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o
 	$(CC) $(CFLAGS) -Isrc/client -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
 	    $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o $(LDLIBS) $(shell pkg-config --libs check)
@@ -204,8 +204,8 @@ test:
 # make fuzz [FUZZ_SECONDS=60]: each target runs that long from its seed corpus
 # in tests/fuzz/corpus/ (new inputs go to build/fuzz/, not the repo).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = uri headers render config tokens
-FUZZ_MODS     = log buf codec config placement version uri negotiate html render authfile
+FUZZ_TARGETS  = uri headers render config tokens range digest
+FUZZ_MODS     = log buf codec config placement version uri negotiate html render authfile range digest
 FUZZ_CFLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_input.h $(patsubst %,src/%.c,$(FUZZ_MODS))

@@ -16,6 +16,9 @@ Suite *client_util_suite(void);
 Suite *authfile_suite(void);
 Suite *syncq_suite(void);
 Suite *notify_suite(void);
+Suite *range_suite(void);
+Suite *digest_suite(void);
+Suite *chunks_suite(void);
 
 int main(void)
 {
@@ -33,6 +36,9 @@ int main(void)
     srunner_add_suite(sr, authfile_suite());
     srunner_add_suite(sr, syncq_suite());
     srunner_add_suite(sr, notify_suite());
+    srunner_add_suite(sr, range_suite());
+    srunner_add_suite(sr, digest_suite());
+    srunner_add_suite(sr, chunks_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
