@@ -5,9 +5,10 @@
 
 #include "store.h"
 
-/* A multi-row statement has at most this many rows (lane writes and copies,
- * the sync's applies): chunks_packet_min() counts that many keys. */
-#define CHUNKS_STATEMENT_ROWS 16
+/* A multi-row statement has at most this many rows (lane writes and copies
+ * carry 16, the sync's applies up to STORE_MANY_MAX): chunks_packet_min()
+ * counts that many keys. */
+#define CHUNKS_STATEMENT_ROWS STORE_MANY_MAX
 /* Bytes of a row besides its key and content type: its numbers, the digest,
  * and the binary protocol's type and length prefixes (generous). */
 #define CHUNKS_ROW_OVERHEAD 128
