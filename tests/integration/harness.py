@@ -25,6 +25,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+def raw_exchange(port, data, read_timeout=10):
+    """Sends bytes on a fresh connection to 127.0.0.1:port; returns what
+    comes back until the server closes it (or resets it) or read_timeout
+    passes without a byte."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(read_timeout)
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
 def wait_for(cond, timeout=30.0, what="condition"):
     """Polls cond() until it returns a true value; fails after timeout."""
     deadline = time.monotonic() + timeout

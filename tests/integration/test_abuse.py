@@ -9,31 +9,13 @@ import struct
 import threading
 import time
 
-from harness import SANITIZED, wait_for
+from harness import SANITIZED, raw_exchange, wait_for
 
 
 def raw(c, data, port=None, read_timeout=10):
     """Sends bytes on a fresh connection; returns what comes back until close
     or read_timeout."""
-    s = socket.create_connection(("127.0.0.1", port or c.http_port))
-    s.settimeout(read_timeout)
-    try:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
-    finally:
-        s.close()
+    return raw_exchange(port or c.http_port, data, read_timeout)
 
 
 def status_of(resp):

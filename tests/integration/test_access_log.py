@@ -297,22 +297,7 @@ def test_a_line_for_each_kind_of_request(c):
 
 def raw_request(port, data, timeout=10):
     """Sends bytes; returns the response (up to close or timeout)."""
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(timeout)
-    out = b""
-    try:
-        s.sendall(data)
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        s.close()
-    return out
+    return harness.raw_exchange(port, data, timeout)
 
 
 def test_quoted_fields_are_escaped(c):
