@@ -64,6 +64,8 @@ struct kv_op {
     uint64_t ttl_us;            /* write: time to live, or 0 (none) */
     int refresh;                /* write: only a new expiry (the value kept;
                                    not copied at once: the sync carries it) */
+    int content_addressed;      /* write: a live row whose stored digest is
+                                   rec.digest is left alone (unchanged = 1) */
     const char *if_match;       /* write: ref, or NULL */
     const char *if_none_match;  /* write: ref, or NULL */
     /* list: keys >= lower and < upper (when has_upper), want of them */
@@ -78,6 +80,9 @@ struct kv_op {
     int master;                 /* write: the key's master */
     int written;                /* write: partitions holding it now */
     int created;                /* write: no live row existed before */
+    int unchanged;              /* write, content_addressed: the live row
+                                   already held this content; nothing written
+                                   (rec.version is the row's) */
     int cached;                 /* read: answered from the read cache */
     struct kv_keys keys;        /* list: sorted */
     int values_cut;             /* list with values: keys listed were left

@@ -115,6 +115,10 @@ struct record {
     uint64_t version;           /* an expired row's read: its index */
     int deleted;                /* an expired row's read: 1 */
     uint64_t expires_at;        /* 0: none */
+    int has_digest;             /* digest holds the value's SHA-256: a write's,
+                                   computed as its body arrived; a read's, as
+                                   stored (rows from before schema 3 have none) */
+    unsigned char digest[32];
 };
 
 /* Whether a live row with rec's expiry has expired at now_us. */
