@@ -31,6 +31,18 @@ ALTER TABLE `@T`
   ADD COLUMN IF NOT EXISTS expires_at BIGINT UNSIGNED NULL AFTER deleted,
   ADD KEY IF NOT EXISTS by_expiry (expires_at);
 
+-- Schema 3 (large values, src/chunks.h): a live row is inline (chunks = 0:
+-- the value is v) or chunked (v = '': the value is the chunks (k,
+-- chunk_version, 0..chunks-1) of the chunks table). len: the value's
+-- length (NULL: LENGTH(v)). digest: the SHA-256 of the value (NULL: rows
+-- written before schema 3, and copies of them; readers use SHA2(v)).
+-- Added in place (MariaDB >= 10.4: no table rebuild).
+ALTER TABLE `@T`
+  ADD COLUMN IF NOT EXISTS len BIGINT UNSIGNED NULL,
+  ADD COLUMN IF NOT EXISTS digest BINARY(32) NULL,
+  ADD COLUMN IF NOT EXISTS chunks INT UNSIGNED NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS chunk_version BIGINT UNSIGNED NOT NULL DEFAULT 0;
+
 -- Per-partition facts: its node id (identifies it as a sync source, new if
 -- the database is ever re-created) and the last sync epoch it handed out.
 CREATE TABLE IF NOT EXISTS `@T_meta` (

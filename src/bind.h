@@ -43,6 +43,15 @@ static inline void bind_int(MYSQL_BIND *b, int *v)
     b->buffer = v;
 }
 
+/* A parameter of len bytes at data, or SQL NULL when !present. */
+static inline void bind_blob_or_null(MYSQL_BIND *b, const void *data, size_t len,
+                                     unsigned long *lenp, int present)
+{
+    bind_blob(b, data, len, lenp);
+    if (!present)
+        b->buffer_type = MYSQL_TYPE_NULL;
+}
+
 /* A result column read into buf (cap bytes), its length into *len. A cap
  * of 0 only learns the length (the column is then fetched on its own with
  * mysql_stmt_fetch_column). */
@@ -60,6 +69,14 @@ static inline void bind_out(MYSQL_BIND *b, enum enum_field_types type, void *buf
 static inline void bind_u64_out(MYSQL_BIND *b, uint64_t *v, my_bool *is_null)
 {
     bind_u64(b, v);
+    b->is_null = is_null;
+}
+
+/* A BINARY(n) result column that may be NULL, read into buf (cap bytes). */
+static inline void bind_bytes_out(MYSQL_BIND *b, void *buf, unsigned long cap,
+                                  unsigned long *len, my_bool *is_null)
+{
+    bind_out(b, MYSQL_TYPE_BLOB, buf, cap, len);
     b->is_null = is_null;
 }
 

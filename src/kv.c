@@ -181,7 +181,8 @@ static void write_done(struct job *j)
      * the old value; the stamp keeps it out of the cache. */
     rcache_invalidate(&op->worker->cache, op->rec.key, op->rec.key_len);
     op->created = j->created;
-    if (j->st == LKV_OK)
+    op->unchanged = j->unchanged;
+    if (j->st == LKV_OK && !j->unchanged)
         watch_notify(op->worker->be->hub, op->rec.key, op->rec.key_len);
     /* A blocking lock acquisition finding the lock held waits for it to
      * change (released or expired), then tries again. */
@@ -206,6 +207,7 @@ static void run_write(struct worker *w, struct kv_op *op)
     op->job.need_created = op->need_created;
     op->job.ttl_us = op->ttl_us;
     op->job.refresh = op->refresh;
+    op->job.content_addressed = op->content_addressed;
     op->job.if_match = op->if_match;
     op->job.if_none_match = op->if_none_match;
     op->job.done = write_done;

@@ -18,9 +18,14 @@
  * still sees the old expires_at. The new version is max(old + 1, now), and
  * above an expired row's index (max(version + 1, expires_at)) so that a
  * key's index only ever increases; a tombstone keeps its content type and
- * has no expiry. */
+ * has no expiry. Every statement that sets v sets digest (store.h: NULL
+ * means SHA2(v)) and makes the row inline (chunks.h). */
 #define WRITE_UPDATE \
     " ON DUPLICATE KEY UPDATE v = IF(VALUES(deleted) = 2, v, VALUES(v))," \
+    " digest = IF(VALUES(deleted) = 2, digest, VALUES(digest))," \
+    " len = IF(VALUES(deleted) = 2, len, NULL)," \
+    " chunks = IF(VALUES(deleted) = 2, chunks, 0)," \
+    " chunk_version = IF(VALUES(deleted) = 2, chunk_version, 0)," \
     " ctype = IF(VALUES(deleted) = 0, VALUES(ctype), ctype)," \
     " deleted = IF(VALUES(deleted) = 1, 1, 0), seq = NULL," \
     " version = GREATEST(version + 1, VALUES(version)," \
@@ -30,23 +35,30 @@
 /* "Live" for a row: not a tombstone and not expired at the bound instant. */
 #define LIVE_AT "deleted = 0 AND (expires_at IS NULL OR expires_at > ?)"
 
-#define INSERT_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq) VALUES "
+#define INSERT_HEAD \
+    "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq, digest) VALUES "
 /* Each row's new version, computed by the server, comes back with it: a
  * batch of writes is one statement (MariaDB 10.5+: with ON DUPLICATE KEY
  * UPDATE, RETURNING gives the row as updated). */
 #define RETURNING " RETURNING k, version"
+
+/* A read's digest: the stored one, or the value's for rows written before
+ * schema 3 (and copies of them). */
+#define DIGEST_COL "COALESCE(digest, UNHEX(SHA2(v, 256)))"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define CHANGES_MAX STR(KVSQL_CHANGES_MAX)
 
 static const char *const templates[] = {
-    [KV_GET] = "SELECT v, ctype, version, deleted, expires_at FROM `@T` WHERE k = ?",
+    [KV_GET] = "SELECT v, ctype, version, deleted, expires_at, " DIGEST_COL
+               " FROM `@T` WHERE k = ?",
     /* Not a row that has expired: that key is absent already (404). */
-    [KV_DELETE] = "UPDATE `@T` SET v = '', deleted = 1, seq = NULL, expires_at = NULL,"
+    [KV_DELETE] = "UPDATE `@T` SET v = '', digest = NULL, len = NULL, chunks = 0,"
+                  " chunk_version = 0, deleted = 1, seq = NULL, expires_at = NULL,"
                   " version = LAST_INSERT_ID(GREATEST(version + 1, ?))"
                   " WHERE k = ? AND " LIVE_AT,
-    [KV_APPLY] = INSERT_HEAD "(?, ?, ?, ?, ?, ?, 0)" STORE_APPLY_UPDATE,
+    [KV_APPLY] = INSERT_HEAD "(?, ?, ?, ?, ?, ?, 0, ?)" STORE_APPLY_UPDATE,
     [KV_LIST_FROM] = "SELECT k FROM `@T` WHERE k >= ? AND " LIVE_AT " ORDER BY k LIMIT ?",
     [KV_LIST_RANGE] = "SELECT k FROM `@T` WHERE k >= ? AND k < ? AND " LIVE_AT
                       " ORDER BY k LIMIT ?",
@@ -86,25 +98,25 @@ static char *repeated(const char *table, const char *head, const char *group, in
 static char *build(const char *table, int id)
 {
     if (id >= KV_INSERT_MANY)
-        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, NULL)", id - KV_INSERT_MANY + 1,
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, NULL, ?)", id - KV_INSERT_MANY + 1,
                         RETURNING);
     if (id >= KV_WRITE_MANY)
-        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, NULL)", id - KV_WRITE_MANY + 1,
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, NULL, ?)", id - KV_WRITE_MANY + 1,
                         WRITE_UPDATE RETURNING);
     if (id >= KV_LOCK_MANY) {
         /* One equality lookup per key, each key once: InnoDB then takes
          * exactly the record or gap lock of each key. */
         return store_sql_join(table, "",
-                              "(SELECT k, version, deleted, expires_at FROM `@T`"
+                              "(SELECT k, version, deleted, expires_at, digest FROM `@T`"
                               " WHERE k = ? FOR UPDATE)",
                               " UNION ALL ", id - KV_LOCK_MANY + 1, "");
     }
     if (id >= KV_APPLY_MANY)
-        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, 0)", 2 << (id - KV_APPLY_MANY),
+        return repeated(table, INSERT_HEAD, "(?, ?, ?, ?, ?, ?, 0, ?)", 2 << (id - KV_APPLY_MANY),
                         STORE_APPLY_UPDATE);
     if (id >= KV_GET_MANY)
-        return repeated(table, "SELECT k, v, ctype, version, deleted, expires_at FROM `@T`"
-                        " WHERE k IN (", "?",
+        return repeated(table, "SELECT k, v, ctype, version, deleted, expires_at, "
+                        DIGEST_COL " FROM `@T` WHERE k IN (", "?",
                         2 << (id - KV_GET_MANY), ")");
     return store_sql_expand(templates[id], table);
 }

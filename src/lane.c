@@ -166,6 +166,9 @@ static enum lkv_status read_row(MYSQL_STMT *s, void *arg)
         r->deleted = l->row.deleted;
         r->expires_at = l->expires_null ? 0 : l->row.expires_at;
         r->value_len = l->vlen;
+        r->has_digest = !l->digest_null && l->dlen == sizeof(r->digest);
+        if (r->has_digest)
+            memcpy(r->digest, l->row.digest, sizeof(r->digest));
         if (!r->deleted && record_expired(r, version_now_us())) {
             r->version = record_index(r);
             r->deleted = 1;
@@ -234,7 +237,9 @@ static void start_read(struct lane *l)
              &l->clen);
     bind_u64(&l->result[col++], &l->row.version);
     bind_int(&l->result[col++], &l->row.deleted);
-    bind_u64_out(&l->result[col], &l->row.expires_at, &l->expires_null);
+    bind_u64_out(&l->result[col++], &l->row.expires_at, &l->expires_null);
+    bind_bytes_out(&l->result[col], l->row.digest, sizeof(l->row.digest), &l->dlen,
+                   &l->digest_null);
     dbconn_exec(&l->conn, id, l->param, l->result, read_row, read_done, l);
 }
 
@@ -249,21 +254,24 @@ static int by_key(const void *a, const void *b)
 }
 
 /* Binds rec as the LANE_ROW_PARAMS parameters (k, v, ctype, version,
- * deleted, expires_at) from p, using slot i of the lane's scratch arrays;
+ * deleted, expires_at, digest) from p, using slot i of the lane's scratch arrays;
  * deleted is rec->deleted, or 2 for a refresh (see kvsql.c). */
 static void bind_row(struct lane *l, MYSQL_BIND *p, int i, const struct record *rec,
                      uint64_t version, int deleted)
 {
-    bind_blob(&p[0], rec->key, rec->key_len, &l->plen[3 * i]);
+    bind_blob(&p[0], rec->key, rec->key_len, &l->plen[4 * i]);
     bind_blob(&p[1], rec->value ? rec->value : "", deleted ? 0 : rec->value_len,
-              &l->plen[3 * i + 1]);
-    bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &l->plen[3 * i + 2]);
+              &l->plen[4 * i + 1]);
+    bind_blob(&p[2], rec->ctype, strlen(rec->ctype), &l->plen[4 * i + 2]);
     l->pu64[2 * i] = version;
     bind_u64(&p[3], &l->pu64[2 * i]);
     l->pint[i] = deleted;
     bind_int(&p[4], &l->pint[i]);
     l->pu64[2 * i + 1] = rec->deleted ? 0 : rec->expires_at;
     bind_u64_or_null(&p[5], &l->pu64[2 * i + 1]);
+    /* NULL (a delete, a refresh, a write that brought none): readers hash v */
+    bind_blob_or_null(&p[6], rec->digest, sizeof(rec->digest), &l->plen[4 * i + 3],
+                      rec->has_digest && !deleted);
     if (!rec->deleted && rec->value_len > l->conn.largest_value)
         l->conn.largest_value = rec->value_len;
 }
@@ -379,7 +387,8 @@ static void start_scan(struct lane *l)
 
 static int needs_state(const struct job *j)
 {
-    return j->if_match || j->if_none_match || j->need_created || j->rec->deleted || j->refresh;
+    return j->if_match || j->if_none_match || j->need_created || j->rec->deleted || j->refresh ||
+           j->content_addressed;
 }
 
 static void write_step(struct dbconn *c, enum lkv_status st, void *arg);
@@ -406,6 +415,10 @@ static enum lkv_status lock_row(MYSQL_STMT *s, void *arg)
         j->cur_row = 1;
         j->cur_exists = !l->row.deleted && !expired;
         j->cur_version = expired ? record_index(&cur) : l->row.version;
+        j->cur_expires_at = cur.expires_at;
+        j->cur_same_digest = !l->digest_null && l->dlen == sizeof(l->row.digest) &&
+                             j->rec->has_digest &&
+                             memcmp(l->row.digest, j->rec->digest, sizeof(l->row.digest)) == 0;
     }
     return LKV_OK;
 }
@@ -436,7 +449,13 @@ static int judge(struct lane *l)
             j->st = LKV_EPRECOND;
         else if ((j->rec->deleted || j->refresh) && !j->cur_exists)
             j->st = LKV_ENOTFOUND;
-        else {
+        else if (j->content_addressed && j->cur_exists && j->cur_same_digest) {
+            /* the same content under its own digest: nothing to rewrite */
+            j->unchanged = 1;
+            j->rec->version = j->cur_version;
+            j->rec->expires_at = j->cur_expires_at;
+            j->st = LKV_OK;
+        } else {
             j->included = 1;
             j->created = !j->cur_exists;
             j->st = LKV_OK;
@@ -560,6 +579,8 @@ static void write_step(struct dbconn *c, enum lkv_status st, void *arg)
         bind_u64(&l->result[1], &l->row.version);
         bind_int(&l->result[2], &l->row.deleted);
         bind_u64_out(&l->result[3], &l->row.expires_at, &l->expires_null);
+        bind_bytes_out(&l->result[4], l->row.digest, sizeof(l->row.digest), &l->dlen,
+                       &l->digest_null);
         dbconn_exec(&l->conn, KV_LOCK_MANY + l->nbatch - 1, l->param, l->result, lock_row,
                     write_step, l);
         return;
@@ -603,8 +624,9 @@ static void start_write(struct lane *l)
     l->locked = 0;
     for (int i = 0; i < l->nbatch; i++) {
         struct job *j = l->batch[i];
-        j->cur_row = j->cur_exists = 0;
-        j->cur_version = 0;
+        j->cur_row = j->cur_exists = j->cur_same_digest = 0;
+        j->cur_version = j->cur_expires_at = 0;
+        j->unchanged = 0;
         l->locked |= needs_state(j);
     }
     if (!l->locked) {

@@ -43,8 +43,8 @@
 #include "store.h"
 
 /* Bound parameters of one written row: k, v, ctype, version, deleted,
- * expires_at. */
-#define LANE_ROW_PARAMS 6
+ * expires_at, digest. */
+#define LANE_ROW_PARAMS 7
 
 enum lane_kind { LANE_READ, LANE_WRITE, LANE_COPY, LANE_LIST, LANE_SCAN, LANE_POLL, LANE_KINDS };
 
@@ -83,6 +83,9 @@ struct job {
                                    sets rec->expires_at from it */
     int refresh;                /* new expiry only (value kept); the key
                                    must be live */
+    int content_addressed;      /* a live row already holding rec's digest
+                                   is left alone (unchanged = 1) */
+    int unchanged;              /* out */
     const char *if_match;       /* ref, or NULL */
     const char *if_none_match;  /* ref, or NULL */
     int created;                /* out: no live row existed before */
@@ -106,6 +109,8 @@ struct job {
     int cur_row;                /* a row, live or tombstone, was found */
     int cur_exists;             /* ... and it is live (not expired) */
     uint64_t cur_version;       /* its version, or an expired row's index */
+    uint64_t cur_expires_at;    /* its expiry (0: none) */
+    int cur_same_digest;        /* it stores rec's digest */
     int included;
 };
 
@@ -140,12 +145,14 @@ struct lane {
     uint64_t rng;                   /* retry jitter */
     /* bound parameters and result buffers of the statement in flight */
     MYSQL_BIND param[KVSQL_MANY_MAX * LANE_ROW_PARAMS];
-    unsigned long plen[KVSQL_MANY_MAX * 3];
+    unsigned long plen[KVSQL_MANY_MAX * 4];
     int pint[KVSQL_MANY_MAX];
     uint64_t pu64[KVSQL_MANY_MAX * 2];
     int limit;
-    MYSQL_BIND result[6];
+    MYSQL_BIND result[7];
     my_bool expires_null;
+    my_bool digest_null;
+    unsigned long dlen;
     char key[STORE_KEY_MAX + 1];
     unsigned long klen, vlen, clen;
     uint64_t len64;                 /* a list's LENGTH(v) */

@@ -99,8 +99,10 @@ static int check_schemas(const struct lkv_config *cfg)
         c.mysql = partition_connect(c.conf, cfg->test_mode, c.conf->name, 0, &st, &err_no, err,
                                     sizeof(err));
         if (c.mysql && store_check_schema(&c, cfg->table_name, &old) == LKV_OK && old)
-            fprintf(stderr, "lazykvd: partition %d (%s): table %s has no expires_at column:"
-                            " run lazykv-admin init to upgrade\n",
+            fprintf(stderr,
+                    "lazykvd: partition %d (%s): table %s is of an earlier schema"
+                    " (no chunk_version column):"
+                    " run lazykv-admin init to upgrade\n",
                     i, c.conf->name, cfg->table_name);
         pconn_close(&c);
     }

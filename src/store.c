@@ -41,7 +41,7 @@ static const char *const templates[] = {
      * condition pushdown): only the rows after it are read. Parameters:
      * the first epoch (at least 1: seq = 0 rows are copies, their origin
      * propagates them), the position's epoch and key, the row limit. */
-    [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq, expires_at FROM `@T`"
+    [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq, expires_at, digest FROM `@T`"
                    " FORCE INDEX (by_seq)"
                    " WHERE seq >= ? AND (seq > ? OR k > ?) ORDER BY seq LIMIT ?",
     /* ST_APPLY_MANY..: build_statement() */
@@ -53,11 +53,12 @@ static const char *const templates[] = {
     [ST_PENDING] = "SELECT COUNT(*), COALESCE(MIN(version), 0) FROM `@T` WHERE seq IS NULL",
     /* The new version is the expired row's index, the version every
      * partition computes from the same row (see store_expire). */
-    [ST_EXPIRE] = "UPDATE `@T` FORCE INDEX (by_expiry) SET deleted = 1, v = '', seq = NULL,"
+    [ST_EXPIRE] = "UPDATE `@T` FORCE INDEX (by_expiry) SET deleted = 1, v = '', digest = NULL,"
+                  " len = NULL, chunks = 0, chunk_version = 0, seq = NULL,"
                   " version = GREATEST(version + 1, expires_at), expires_at = NULL"
                   " WHERE expires_at <= ? AND deleted = 0 AND (seq IS NULL OR seq > 0) LIMIT ?",
     /* The table name is bound: here it is a value to compare. */
-    [ST_SCHEMA] = "SELECT COUNT(*), COALESCE(MAX(COLUMN_NAME = 'expires_at'), 0)"
+    [ST_SCHEMA] = "SELECT COUNT(*), COALESCE(MAX(COLUMN_NAME = 'chunk_version'), 0)"
                   " FROM information_schema.COLUMNS"
                   " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
     [ST_VERIFY_TOP] = "SELECT LEFT(MD5(k), 2) AS b, COUNT(*), BIT_XOR(" VERIFY_DIGEST ")"
@@ -67,10 +68,14 @@ static const char *const templates[] = {
     [ST_VERIFY_ROWS] = "SELECT k, version, deleted,"
                        " MD5(CONCAT(v, 0x00, ctype, 0x00, COALESCE(expires_at, 0))) FROM `@T`"
                        " WHERE LEFT(MD5(k), 4) = ?",
-    [ST_REPAIR] = "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq)"
-                  " VALUES (?, ?, ?, ?, ?, ?, 0)"
+    [ST_REPAIR] = "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq, digest)"
+                  " VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
                   " ON DUPLICATE KEY UPDATE"
                   " v = IF(VALUES(version) >= version, VALUES(v), v),"
+                  " digest = IF(VALUES(version) >= version, VALUES(digest), digest),"
+                  " len = IF(VALUES(version) >= version, NULL, len),"
+                  " chunks = IF(VALUES(version) >= version, 0, chunks),"
+                  " chunk_version = IF(VALUES(version) >= version, 0, chunk_version),"
                   " ctype = IF(VALUES(version) >= version, VALUES(ctype), ctype),"
                   " deleted = IF(VALUES(version) >= version, VALUES(deleted), deleted),"
                   " seq = IF(VALUES(version) >= version, 0, seq),"
@@ -94,9 +99,10 @@ char *store_sql_join(const char *table, const char *head, const char *group, con
     return text;
 }
 
-#define APPLY_HEAD "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq) VALUES "
-#define APPLY_ROW "(?, ?, ?, ?, ?, ?, 0)"
-#define APPLY_PARAMS 6 /* bound parameters per row: bind_record() */
+#define APPLY_HEAD \
+    "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq, digest) VALUES "
+#define APPLY_ROW "(?, ?, ?, ?, ?, ?, 0, ?)"
+#define APPLY_PARAMS 7 /* bound parameters per row: bind_record() */
 _Static_assert(STORE_MANY_MAX * APPLY_PARAMS < 65536, "placeholders per statement, at most");
 
 /* The text of statement id, for the ones not in templates[]. */
@@ -213,6 +219,7 @@ enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int 
     out->deleted = deleted;
     out->expires_at = no_expiry ? 0 : expires_at;
     out->value = NULL;
+    out->has_digest = 0; /* store_repair then writes NULL: readers hash v */
     out->value_len = want_value ? vlen : (size_t)size;
     if (deleted) {
         st = LKV_ENOTFOUND;
@@ -251,6 +258,7 @@ struct row_params {
     uint64_t version;
     int deleted;
     uint64_t expires_at;     /* 0: sent as NULL */
+    unsigned long digest_len;
 };
 
 static void bind_record(MYSQL_BIND *p, const struct record *rec, struct row_params *rp);
@@ -366,18 +374,18 @@ enum lkv_status store_check_schema(struct pconn *c, const char *table, int *old)
         return st;
     MYSQL_BIND p[1], r[2];
     unsigned long tlen;
-    uint64_t columns = 0, has_expiry = 0;
+    uint64_t columns = 0, current = 0;
     bind_blob(&p[0], table, strlen(table), &tlen);
     if ((st = run(c, s, p)) != LKV_OK)
         return st;
     bind_u64(&r[0], &columns);
-    bind_u64(&r[1], &has_expiry);
+    bind_u64(&r[1], &current);
     if (mysql_stmt_bind_result(s, r) != 0)
         return pconn_fail(c, s);
     if (mysql_stmt_fetch(s) == 1)
         st = pconn_fail(c, s);
     else
-        *old = columns > 0 && has_expiry == 0;
+        *old = columns > 0 && current == 0;
     finish(c, ST_SCHEMA);
     return st;
 }
@@ -512,9 +520,11 @@ enum lkv_status store_watermark(struct pconn *target, const char *source_id,
 /* The result columns of ST_CHANGES, and the buffers of those fetched with
  * the row: key and value are fetched column by column at their real size
  * (fetch_change). */
-#define CHANGE_COLS 7
+#define CHANGE_COLS 8
 struct change_cols {
-    unsigned long len[3];              /* key, value, content type */
+    unsigned long len[4];              /* key, value, content type, digest */
+    unsigned char digest[32];
+    my_bool no_digest;
     char ctype[STORE_CTYPE_MAX + 1];
     uint64_t version;
     int deleted;
@@ -534,6 +544,7 @@ static void bind_change_cols(MYSQL_BIND *r, struct change_cols *cc)
     bind_int(&r[4], &cc->deleted);
     bind_u64(&r[5], &cc->seq);
     bind_u64_out(&r[6], &cc->expires_at, &cc->no_expiry);
+    bind_bytes_out(&r[7], cc->digest, sizeof(cc->digest), &cc->len[3], &cc->no_digest);
 }
 
 /* Fetches the current row of s (bound by bind_change_cols to r and cc)
@@ -566,6 +577,9 @@ static enum lkv_status fetch_change(struct pconn *c, MYSQL_STMT *s, const MYSQL_
     rec->version = cc->version;
     rec->deleted = cc->deleted;
     rec->expires_at = cc->no_expiry ? 0 : cc->expires_at;
+    rec->has_digest = !cc->no_digest && len[3] == sizeof(rec->digest);
+    if (rec->has_digest)
+        memcpy(rec->digest, cc->digest, sizeof(rec->digest));
     b->seq[b->n - 1] = cc->seq;
     b->bytes += len[0] + len[1];
     return LKV_OK;
@@ -647,7 +661,8 @@ enum lkv_status store_read_changes(struct pconn *source, const struct position *
 }
 
 /* Binds rec as one row of APPLY_ROW: key, value, content type, version,
- * deleted, expiry (NULL for none, as the schema stores it). */
+ * deleted, expiry (NULL for none, as the schema stores it), digest (NULL
+ * for none: readers then hash v). */
 static void bind_record(MYSQL_BIND *p, const struct record *rec, struct row_params *rp)
 {
     rp->version = rec->version;
@@ -659,6 +674,8 @@ static void bind_record(MYSQL_BIND *p, const struct record *rec, struct row_para
     bind_u64(&p[3], &rp->version);
     bind_int(&p[4], &rp->deleted);
     bind_u64_or_null(&p[5], &rp->expires_at);
+    bind_blob_or_null(&p[6], rec->digest, sizeof(rec->digest), &rp->digest_len,
+                      rec->has_digest && !rec->deleted);
 }
 
 /* The bound parameters of one multi-row apply, allocated once per batch:

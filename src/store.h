@@ -40,6 +40,10 @@
 #define STORE_APPLY_UPDATE \
     " ON DUPLICATE KEY UPDATE" \
     " v = IF(VALUES(version) > version, VALUES(v), v)," \
+    " digest = IF(VALUES(version) > version, VALUES(digest), digest)," \
+    " len = IF(VALUES(version) > version, NULL, len)," \
+    " chunks = IF(VALUES(version) > version, 0, chunks)," \
+    " chunk_version = IF(VALUES(version) > version, 0, chunk_version)," \
     " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype)," \
     " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted)," \
     " seq = IF(VALUES(version) > version, 0, seq)," \

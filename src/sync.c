@@ -89,8 +89,10 @@ static int connect_all(struct pass *p, const struct store_sql *sql)
         } else if (store_check_schema(&nd->conn, p->cfg->table_name, &old) != LKV_OK) {
             mark_down(p, i, "checking its schema");
         } else if (old) {
-            fprintf(stderr, "lazykv-sync: partition %d (%s): table %s has no expires_at column:"
-                            " run lazykv-admin init to upgrade\n",
+            fprintf(stderr,
+                    "lazykv-sync: partition %d (%s): table %s is of an earlier schema"
+                    " (no chunk_version column):"
+                    " run lazykv-admin init to upgrade\n",
                     i, p->cfg->part[i].name, p->cfg->table_name);
             return -1;
         }

@@ -81,7 +81,7 @@ def lazykvd(c, cfg):
 
 
 def refusal(prog, i):
-    return ("%s: partition %d (test_store_%d): table %s has no expires_at column:"
+    return ("%s: partition %d (test_store_%d): table %s is of an earlier schema (no chunk_version column):"
             " run lazykv-admin init to upgrade\n" % (prog, i, i + 1, TABLE)).encode()
 
 
