@@ -43,6 +43,54 @@ ALTER TABLE `@T`
   ADD COLUMN IF NOT EXISTS chunks INT UNSIGNED NOT NULL DEFAULT 0,
   ADD COLUMN IF NOT EXISTS chunk_version BIGINT UNSIGNED NOT NULL DEFAULT 0;
 
+-- The chunks of large values: a chunk set (kh, version) is the chunks of
+-- one upload of key k, n from 0, each 1 MiB but the last. kh is the
+-- SHA-256 of k, computed by the server in every statement (a 3072-byte k
+-- cannot be part of a key here). Rows are written once, never changed.
+CREATE TABLE IF NOT EXISTS `@T_chunks` (
+  kh       BINARY(32)      NOT NULL,
+  version  BIGINT UNSIGNED NOT NULL,
+  n        INT UNSIGNED    NOT NULL,
+  k        VARBINARY(3072) NOT NULL,
+  data     MEDIUMBLOB      NOT NULL,
+  PRIMARY KEY (kh, version, n)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC;
+
+-- Chunk sets that may be garbage: every set when it is created, and again
+-- when a main row stops naming it. since: this server's clock (µs), so
+-- the grace needs no clock agreement between hosts. The collector (a step
+-- of each sync pass) deletes a set nothing names once it is older than
+-- [sync] chunk_grace.
+CREATE TABLE IF NOT EXISTS `@T_chunks_gc` (
+  kh       BINARY(32)      NOT NULL,
+  version  BIGINT UNSIGNED NOT NULL,
+  k        VARBINARY(3072) NOT NULL,
+  since    BIGINT UNSIGNED NOT NULL,
+  PRIMARY KEY (kh, version),
+  KEY by_since (since)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC;
+
+-- Triggers, so that no statement that changes rows (a write, a delete, the
+-- expiry, the sync's copies, a repair, a hand edit) can forget a set.
+CREATE TRIGGER IF NOT EXISTS `@T_chunks_created` AFTER INSERT ON `@T_chunks`
+  FOR EACH ROW IF NEW.n = 0 THEN
+  INSERT INTO `@T_chunks_gc` (kh, version, k, since)
+  VALUES (NEW.kh, NEW.version, NEW.k, UNIX_TIMESTAMP(NOW(6)) * 1000000)
+  ON DUPLICATE KEY UPDATE since = GREATEST(since, VALUES(since)); END IF;
+CREATE TRIGGER IF NOT EXISTS `@T_chunks_unnamed` BEFORE UPDATE ON `@T`
+  FOR EACH ROW IF OLD.chunks > 0
+    AND (NEW.chunks = 0 OR NEW.chunk_version <> OLD.chunk_version) THEN
+  INSERT INTO `@T_chunks_gc` (kh, version, k, since)
+  VALUES (UNHEX(SHA2(OLD.k, 256)), OLD.chunk_version, OLD.k,
+          UNIX_TIMESTAMP(NOW(6)) * 1000000)
+  ON DUPLICATE KEY UPDATE since = GREATEST(since, VALUES(since)); END IF;
+CREATE TRIGGER IF NOT EXISTS `@T_chunks_deleted` AFTER DELETE ON `@T`
+  FOR EACH ROW IF OLD.chunks > 0 THEN
+  INSERT INTO `@T_chunks_gc` (kh, version, k, since)
+  VALUES (UNHEX(SHA2(OLD.k, 256)), OLD.chunk_version, OLD.k,
+          UNIX_TIMESTAMP(NOW(6)) * 1000000)
+  ON DUPLICATE KEY UPDATE since = GREATEST(since, VALUES(since)); END IF;
+
 -- Per-partition facts: its node id (identifies it as a sync source, new if
 -- the database is ever re-created) and the last sync epoch it handed out.
 CREATE TABLE IF NOT EXISTS `@T_meta` (

@@ -36,6 +36,14 @@ static inline void bind_u64_or_null(MYSQL_BIND *b, uint64_t *v)
         b->buffer_type = MYSQL_TYPE_NULL;
 }
 
+static inline void bind_u32(MYSQL_BIND *b, uint32_t *v)
+{
+    memset(b, 0, sizeof(*b));
+    b->buffer_type = MYSQL_TYPE_LONG;
+    b->buffer = v;
+    b->is_unsigned = 1;
+}
+
 static inline void bind_int(MYSQL_BIND *b, int *v)
 {
     memset(b, 0, sizeof(*b));

@@ -370,6 +370,19 @@ static int load_partition(struct loader *ld, struct lkv_config *cfg, int i)
     return 0;
 }
 
+/* The longest name lazykv derives from table_name, "@T_chunks_unnamed" (a
+ * trigger: sql/schema.sql), must be a MariaDB identifier (64 bytes). */
+#define TABLE_SUFFIX_MAX (sizeof("_chunks_unnamed") - 1)
+
+static int check_store(struct loader *ld, const struct lkv_config *cfg)
+{
+    if (strlen(cfg->table_name) + TABLE_SUFFIX_MAX > 64)
+        return fail(ld, "store", "table_name",
+                    "must be at most %d bytes (lazykv names tables and triggers after it),"
+                    " got '%s'", (int)(64 - TABLE_SUFFIX_MAX), cfg->table_name);
+    return 0;
+}
+
 static int check_server_tls(struct loader *ld, const struct lkv_config *cfg)
 {
     if (!cfg->tls_cert != !cfg->tls_key)
@@ -427,7 +440,8 @@ struct lkv_config *config_load(const char *path, int test_mode, char *err, size_
     if (load_section(&ld, SC_GLOBAL, "store", cfg) != 0 ||
         load_section(&ld, SC_GLOBAL, "server", cfg) != 0 ||
         load_section(&ld, SC_GLOBAL, "sync", cfg) != 0 ||
-        load_section(&ld, SC_GLOBAL, "auth", cfg) != 0 || check_server_tls(&ld, cfg) != 0)
+        load_section(&ld, SC_GLOBAL, "auth", cfg) != 0 || check_server_tls(&ld, cfg) != 0 ||
+        check_store(&ld, cfg) != 0)
         goto fail;
     /* partitions >= 1: validated by its row's bounds */
     cfg->part = calloc((size_t)cfg->partitions, sizeof(*cfg->part)); // NOLINT(clang-analyzer-optin.portability.UnixAPI)

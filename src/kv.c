@@ -82,8 +82,9 @@ static void read_done(struct job *j)
         park(op);
         return;
     }
-    /* A key with an expiry is not cached: an entry could outlive it. */
-    if (j->st == LKV_OK && !op->canonical && op->rec.expires_at == 0)
+    /* A key with an expiry is not cached: an entry could outlive it. Nor
+     * is a chunked value (its chunks are read as they are sent). */
+    if (j->st == LKV_OK && !op->canonical && op->rec.expires_at == 0 && op->rec.chunks == 0)
         rcache_put(&op->worker->cache, &op->rec, op->served, op->stamp, op->started_us);
     finish(op, j->st);
 }

@@ -19,13 +19,15 @@
  * above an expired row's index (max(version + 1, expires_at)) so that a
  * key's index only ever increases; a tombstone keeps its content type and
  * has no expiry. Every statement that sets v sets digest (store.h: NULL
- * means SHA2(v)) and makes the row inline (chunks.h). */
+ * means SHA2(v)) and the chunk columns (chunks.h): VALUES() of a column an
+ * INSERT does not list is its default (len NULL, chunks 0), so inline
+ * writes and chunked switches share this text. */
 #define WRITE_UPDATE \
     " ON DUPLICATE KEY UPDATE v = IF(VALUES(deleted) = 2, v, VALUES(v))," \
     " digest = IF(VALUES(deleted) = 2, digest, VALUES(digest))," \
-    " len = IF(VALUES(deleted) = 2, len, NULL)," \
-    " chunks = IF(VALUES(deleted) = 2, chunks, 0)," \
-    " chunk_version = IF(VALUES(deleted) = 2, chunk_version, 0)," \
+    " len = IF(VALUES(deleted) = 2, len, VALUES(len))," \
+    " chunks = IF(VALUES(deleted) = 2, chunks, VALUES(chunks))," \
+    " chunk_version = IF(VALUES(deleted) = 2, chunk_version, VALUES(chunk_version))," \
     " ctype = IF(VALUES(deleted) = 0, VALUES(ctype), ctype)," \
     " deleted = IF(VALUES(deleted) = 1, 1, 0), seq = NULL," \
     " version = GREATEST(version + 1, VALUES(version)," \
@@ -45,14 +47,39 @@
 /* A read's digest: the stored one, or the value's for rows written before
  * schema 3 (and copies of them). */
 #define DIGEST_COL "COALESCE(digest, UNHEX(SHA2(v, 256)))"
+/* What a read returns after the digest: whether and how the value is
+ * chunked, and its length (NULL len: the inline v's). */
+#define CHUNK_COLS ", chunks, chunk_version, COALESCE(len, LENGTH(v))"
+
+/* A chunked value's main row, inserted only when its chunk set is whole
+ * (the count's shared locks keep the collector off the set until commit). */
+#define SWITCH_HEAD \
+    "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq, digest, len, chunks," \
+    " chunk_version)"
+#define SWITCH_IF_WHOLE \
+    " FROM DUAL WHERE (SELECT COUNT(*) FROM `@T_chunks`" \
+    " WHERE kh = UNHEX(SHA2(?, 256)) AND version = ?) = ?"
+#define CHUNK_INSERT \
+    "INSERT INTO `@T_chunks` (kh, version, n, k, data) VALUES (UNHEX(SHA2(?, 256)), ?, ?, ?, ?)"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define CHANGES_MAX STR(KVSQL_CHANGES_MAX)
 
 static const char *const templates[] = {
-    [KV_GET] = "SELECT v, ctype, version, deleted, expires_at, " DIGEST_COL
+    [KV_GET] = "SELECT v, ctype, version, deleted, expires_at, " DIGEST_COL CHUNK_COLS
                " FROM `@T` WHERE k = ?",
+    [KV_CHUNK_PUT] = CHUNK_INSERT,
+    /* A chunk already there is the same bytes: (k, set) names one content. */
+    [KV_CHUNK_TEE] = CHUNK_INSERT " ON DUPLICATE KEY UPDATE n = n",
+    [KV_CHUNK_GET] = "SELECT SUBSTRING(data, ?, ?) FROM `@T_chunks`"
+                     " WHERE kh = UNHEX(SHA2(?, 256)) AND version = ? AND n = ?",
+    [KV_SWITCH_INSERT] = SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, NULL, ?, ?, ?, ?"
+                         SWITCH_IF_WHOLE RETURNING,
+    [KV_SWITCH_UPSERT] = SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, NULL, ?, ?, ?, ?"
+                         SWITCH_IF_WHOLE WRITE_UPDATE RETURNING,
+    [KV_APPLY_CHUNKED] = SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, 0, ?, ?, ?, ?"
+                         SWITCH_IF_WHOLE STORE_APPLY_UPDATE,
     /* Not a row that has expired: that key is absent already (404). */
     [KV_DELETE] = "UPDATE `@T` SET v = '', digest = NULL, len = NULL, chunks = 0,"
                   " chunk_version = 0, deleted = 1, seq = NULL, expires_at = NULL,"
@@ -116,7 +143,7 @@ static char *build(const char *table, int id)
                         STORE_APPLY_UPDATE);
     if (id >= KV_GET_MANY)
         return repeated(table, "SELECT k, v, ctype, version, deleted, expires_at, "
-                        DIGEST_COL " FROM `@T` WHERE k IN (", "?",
+                        DIGEST_COL CHUNK_COLS " FROM `@T` WHERE k IN (", "?",
                         2 << (id - KV_GET_MANY), ")");
     return store_sql_expand(templates[id], table);
 }

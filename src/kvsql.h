@@ -19,7 +19,8 @@
 #define KVSQL_CHANGES_MAX 10000 /* rows of each half of KV_CHANGES, at most */
 
 enum kvsql_id {
-    KV_GET,           /* v, ctype, version, deleted, expires_at of one key */
+    KV_GET,           /* v, ctype, version, deleted, expires_at, digest, chunks,
+                         chunk_version, length of one key */
     KV_DELETE,        /* a lone unconditional delete (0 rows: absent); now, k, now */
     KV_APPLY,         /* versioned upsert of one copy */
     KV_LIST_FROM,     /* live keys >= lower, at now, ordered, limit */
@@ -32,6 +33,16 @@ enum kvsql_id {
                          list's token (watch.h): lower, T, lower, T, T, now */
     KV_PREFIX_RANGE,  /* the same within [lower, upper): lower, upper, T,
                          lower, upper, T, T, now */
+    /* large values (chunks.h) */
+    KV_CHUNK_PUT,     /* a chunk of a master's upload: k, set, n, k, data */
+    KV_CHUNK_TEE,     /* the same at a replica (a chunk already there is kept) */
+    KV_CHUNK_GET,     /* SUBSTRING of a chunk: from (1-based), count, k, set, n */
+    KV_SWITCH_INSERT, /* a chunked value's main row, if its set is complete:
+                         k, ctype, version, expires_at, digest, len, chunks,
+                         set, then k, set, chunks; RETURNING k, version */
+    KV_SWITCH_UPSERT, /* the same over a locked row (WRITE_UPDATE) */
+    KV_APPLY_CHUNKED, /* a copy of a chunked row, if its set is complete:
+                         KV_SWITCH_INSERT's parameters, version the copy's */
     KV_GET_MANY,      /* k + KV_GET's columns; + i for width 2 << i */
     KV_APPLY_MANY = KV_GET_MANY + KVSQL_WIDTHS,    /* copies, padded */
     KV_LOCK_MANY = KV_APPLY_MANY + KVSQL_WIDTHS,   /* k, version, deleted, expires_at FOR UPDATE;

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "chunks.h"
 #include "clock.h"
 #include "rng.h"
 #include "partition.h"
@@ -166,6 +167,10 @@ static enum lkv_status read_row(MYSQL_STMT *s, void *arg)
         r->deleted = l->row.deleted;
         r->expires_at = l->expires_null ? 0 : l->row.expires_at;
         r->value_len = l->vlen;
+        r->chunks = l->row.chunks;
+        r->chunk_version = l->row.chunk_version;
+        if (r->chunks > 0)
+            r->value_len = (size_t)l->len64; /* v is '': the value is its chunks */
         r->has_digest = !l->digest_null && l->dlen == sizeof(r->digest);
         if (r->has_digest)
             memcpy(r->digest, l->row.digest, sizeof(r->digest));
@@ -176,7 +181,7 @@ static enum lkv_status read_row(MYSQL_STMT *s, void *arg)
         if (r->deleted)
             continue;
         l->batch[i]->st = LKV_OK;
-        if (!l->batch[i]->want_value)
+        if (!l->batch[i]->want_value || r->chunks > 0)
             continue;
         r->value = malloc(l->vlen + 1);
         if (r->value == NULL)
@@ -222,6 +227,8 @@ static void start_read(struct lane *l)
         r->version = 0;
         r->deleted = 0;
         r->expires_at = 0;
+        r->chunks = 0;
+        r->chunk_version = 0;
         l->batch[i]->st = LKV_ENOTFOUND;
     }
     if (n > 1)
@@ -238,8 +245,11 @@ static void start_read(struct lane *l)
     bind_u64(&l->result[col++], &l->row.version);
     bind_int(&l->result[col++], &l->row.deleted);
     bind_u64_out(&l->result[col++], &l->row.expires_at, &l->expires_null);
-    bind_bytes_out(&l->result[col], l->row.digest, sizeof(l->row.digest), &l->dlen,
+    bind_bytes_out(&l->result[col++], l->row.digest, sizeof(l->row.digest), &l->dlen,
                    &l->digest_null);
+    bind_u32(&l->result[col++], &l->row.chunks);
+    bind_u64(&l->result[col++], &l->row.chunk_version);
+    bind_u64(&l->result[col], &l->len64);
     dbconn_exec(&l->conn, id, l->param, l->result, read_row, read_done, l);
 }
 
@@ -276,6 +286,43 @@ static void bind_row(struct lane *l, MYSQL_BIND *p, int i, const struct record *
         l->conn.largest_value = rec->value_len;
 }
 
+/* Binds the parameters of KV_SWITCH_INSERT, KV_SWITCH_UPSERT and
+ * KV_APPLY_CHUNKED for rec, a chunked value, with version (kvsql.h). */
+static void bind_chunked_row(struct lane *l, const struct record *rec, uint64_t version)
+{
+    MYSQL_BIND *p = l->param;
+    bind_blob(&p[0], rec->key, rec->key_len, &l->plen[0]);
+    bind_blob(&p[1], rec->ctype, strlen(rec->ctype), &l->plen[1]);
+    l->pu64[0] = version;
+    bind_u64(&p[2], &l->pu64[0]);
+    l->pu64[1] = rec->expires_at;
+    bind_u64_or_null(&p[3], &l->pu64[1]);
+    bind_blob_or_null(&p[4], rec->digest, sizeof(rec->digest), &l->plen[2], rec->has_digest);
+    l->pu64[2] = rec->value_len;
+    bind_u64(&p[5], &l->pu64[2]);
+    l->pint[0] = (int)rec->chunks;
+    bind_int(&p[6], &l->pint[0]);
+    l->pu64[3] = rec->chunk_version;
+    bind_u64(&p[7], &l->pu64[3]);
+    bind_blob(&p[8], rec->key, rec->key_len, &l->plen[3]);
+    bind_u64(&p[9], &l->pu64[3]);
+    bind_int(&p[10], &l->pint[0]);
+}
+
+/* A copy of a chunked value: applied only if the set is whole at this
+ * partition (a replica whose chunks were not all teed stays as it was;
+ * the sync brings it later). */
+static void chunked_copy_done(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    struct lane *l = arg;
+    if (st != LKV_OK) {
+        batch_failed(l, st);
+        return;
+    }
+    l->batch[0]->st = c->affected_rows > 0 ? LKV_OK : LKV_EUNAVAIL;
+    end_batch(l, LKV_OK);
+}
+
 static void copy_done(struct dbconn *c, enum lkv_status st, void *arg)
 {
     (void)c;
@@ -292,6 +339,11 @@ static void copy_done(struct dbconn *c, enum lkv_status st, void *arg)
 static void start_copy(struct lane *l)
 {
     int n = l->nbatch, width = 1, id = KV_APPLY;
+    if (l->batch[0]->rec->chunks > 0 && !l->batch[0]->rec->deleted) { /* alone: take_batch */
+        bind_chunked_row(l, l->batch[0]->rec, l->batch[0]->rec->version);
+        dbconn_exec(&l->conn, KV_APPLY_CHUNKED, l->param, NULL, NULL, chunked_copy_done, l);
+        return;
+    }
     if (n > 1) {
         /* Rows locked in key order: two copy statements never wait for
          * each other in a cycle. */
@@ -303,6 +355,78 @@ static void start_copy(struct lane *l)
         bind_row(l, &l->param[LANE_ROW_PARAMS * i], i, r, r->version, r->deleted);
     }
     dbconn_exec(&l->conn, id, l->param, NULL, NULL, copy_done, l);
+}
+
+/* ---- chunks of large values ------------------------------------------------- */
+
+static enum lkv_status chunk_row(MYSQL_STMT *s, void *arg)
+{
+    struct lane *l = arg;
+    struct job *j = l->batch[0];
+    if (l->vlen > j->chunk_len)
+        return LKV_EINTERNAL; /* SUBSTRING returned more than asked */
+    if (l->vlen > 0) {
+        MYSQL_BIND vb;
+        unsigned long got = 0;
+        bind_out(&vb, MYSQL_TYPE_BLOB, j->chunk_buf, (unsigned long)j->chunk_len, &got);
+        if (mysql_stmt_fetch_column(s, &vb, 0, 0) != 0)
+            return LKV_EINTERNAL;
+    }
+    j->chunk_len = l->vlen;
+    j->st = LKV_OK;
+    if (l->vlen > l->conn.largest_value)
+        l->conn.largest_value = l->vlen;
+    return LKV_OK;
+}
+
+static void chunk_done(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    struct lane *l = arg;
+    struct job *j = l->batch[0];
+    if (st != LKV_OK && j->chunk_io == CHUNK_PUT && dbconn_duplicate(c)) {
+        /* another upload of this key began in the same microsecond (chunks.h):
+         * the uploader takes a new set name */
+        j->st = LKV_EPRECOND;
+        end_batch(l, LKV_OK);
+        return;
+    }
+    if (st != LKV_OK) {
+        batch_failed(l, st);
+        return;
+    }
+    end_batch(l, LKV_OK);
+}
+
+static void start_chunk(struct lane *l)
+{
+    struct job *j = l->batch[0];
+    const struct record *r = j->rec;
+    MYSQL_BIND *p = l->param;
+    l->pu64[0] = j->chunk_set;
+    l->pint[0] = (int)j->chunk_n;
+    if (j->chunk_io == CHUNK_GET) {
+        j->st = LKV_ENOTFOUND; /* unless a row comes */
+        l->pu64[1] = (uint64_t)j->chunk_from + 1;
+        l->pu64[2] = j->chunk_len;
+        bind_u64(&p[0], &l->pu64[1]);
+        bind_u64(&p[1], &l->pu64[2]);
+        bind_blob(&p[2], r->key, r->key_len, &l->plen[0]);
+        bind_u64(&p[3], &l->pu64[0]);
+        bind_int(&p[4], &l->pint[0]);
+        bind_out(&l->result[0], MYSQL_TYPE_BLOB, NULL, 0, &l->vlen);
+        dbconn_exec(&l->conn, KV_CHUNK_GET, p, l->result, chunk_row, chunk_done, l);
+        return;
+    }
+    j->st = LKV_OK;
+    bind_blob(&p[0], r->key, r->key_len, &l->plen[0]);
+    bind_u64(&p[1], &l->pu64[0]);
+    bind_int(&p[2], &l->pint[0]);
+    bind_blob(&p[3], r->key, r->key_len, &l->plen[1]);
+    bind_blob(&p[4], j->chunk_data, j->chunk_len, &l->plen[2]);
+    if (j->chunk_len > l->conn.largest_value)
+        l->conn.largest_value = j->chunk_len;
+    dbconn_exec(&l->conn, j->chunk_io == CHUNK_PUT ? KV_CHUNK_PUT : KV_CHUNK_TEE, p, NULL, NULL,
+                chunk_done, l);
 }
 
 /* ---- lists ---------------------------------------------------------------- */
@@ -388,7 +512,7 @@ static void start_scan(struct lane *l)
 static int needs_state(const struct job *j)
 {
     return j->if_match || j->if_none_match || j->need_created || j->rec->deleted || j->refresh ||
-           j->content_addressed;
+           j->content_addressed || j->rec->chunks > 0;
 }
 
 static void write_step(struct dbconn *c, enum lkv_status st, void *arg);
@@ -429,8 +553,10 @@ static enum lkv_status version_row(MYSQL_STMT *s, void *arg)
     (void)s;
     struct lane *l = arg;
     struct job *j = job_of_key(l, l->key, l->klen);
-    if (j && j->included)
+    if (j && j->included) {
         j->rec->version = l->row.version;
+        j->switched = 1;
+    }
     return LKV_OK;
 }
 
@@ -491,6 +617,28 @@ static int bind_writes(struct lane *l, int fresh)
     return n;
 }
 
+/* A chunked write (always alone in its batch: take_batch) switches its
+ * key's main row to the uploaded set, if the set is whole: an insert when
+ * no row was found (fresh), else an upsert. 1 when the statement went. */
+static int switch_chunked(struct lane *l, int fresh)
+{
+    struct job *j = l->batch[0];
+    if (!j->included || !l->locked || (j->cur_row == 0) != (fresh != 0))
+        return 0;
+    j->rec->expires_at = j->ttl_us ? l->now_us + j->ttl_us : 0;
+    bind_chunked_row(l, j->rec, l->now_us);
+    bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+    bind_u64(&l->result[1], &l->row.version);
+    dbconn_exec(&l->conn, fresh ? KV_SWITCH_INSERT : KV_SWITCH_UPSERT, l->param, l->result,
+                version_row, write_step, l);
+    return 1;
+}
+
+static int chunked_batch(const struct lane *l)
+{
+    return l->nbatch == 1 && l->batch[0]->rec->chunks > 0;
+}
+
 /* The next statement after step: inserts, upserts, then the commit of a
  * transaction; skipping what has nothing to do. */
 static void write_next(struct lane *l)
@@ -502,7 +650,10 @@ static void write_next(struct lane *l)
          * another writer create one meanwhile, the insert fails
          * (duplicate) instead of overwriting it, and the batch runs again. */
         l->step = W_INSERT;
-        if ((n = bind_writes(l, 1)) > 0) {
+        if (chunked_batch(l)) {
+            if (switch_chunked(l, 1))
+                return;
+        } else if ((n = bind_writes(l, 1)) > 0) {
             dbconn_exec(&l->conn, KV_INSERT_MANY + n - 1, l->param, l->result, version_row,
                         write_step, l);
             return;
@@ -510,7 +661,10 @@ static void write_next(struct lane *l)
         __attribute__((fallthrough));
     case W_INSERT:
         l->step = W_UPSERT;
-        if ((n = bind_writes(l, 0)) > 0) {
+        if (chunked_batch(l)) {
+            if (switch_chunked(l, 0))
+                return;
+        } else if ((n = bind_writes(l, 0)) > 0) {
             dbconn_exec(&l->conn, KV_WRITE_MANY + n - 1, l->param, l->result, version_row,
                         write_step, l);
             return;
@@ -567,6 +721,15 @@ static void write_step(struct dbconn *c, enum lkv_status st, void *arg)
             return;
         }
         batch_failed(l, st);
+        return;
+    }
+    if ((l->step == W_INSERT || l->step == W_UPSERT) && chunked_batch(l) &&
+        l->batch[0]->included && !l->batch[0]->switched) {
+        /* The set is not whole (the collector took it, chunks.h): nothing
+         * was switched; the old value stays. */
+        l->batch[0]->st = LKV_EUNAVAIL;
+        l->step = W_ROLLBACK;
+        dbconn_query(&l->conn, "ROLLBACK", write_step, l);
         return;
     }
     switch (l->step) {
@@ -627,6 +790,7 @@ static void start_write(struct lane *l)
         j->cur_row = j->cur_exists = j->cur_same_digest = 0;
         j->cur_version = j->cur_expires_at = 0;
         j->unchanged = 0;
+        j->switched = 0;
         l->locked |= needs_state(j);
     }
     if (!l->locked) {
@@ -667,12 +831,20 @@ static void take_batch(struct lane *l)
     while (*link && l->nbatch < l->max_batch) {
         struct job *j = *link;
         int skip = 0;
-        if (l->kind == LANE_COPY) {
-            size_t len = j->rec->value_len;
-            if (l->nbatch > 0 && bytes + len > STORE_MANY_BYTES)
+        if (l->kind == LANE_CHUNK && l->nbatch > 0)
+            break; /* a chunk a statement */
+        if (l->kind == LANE_COPY || l->kind == LANE_WRITE) {
+            /* A chunked value's switch goes alone; the others together up
+             * to one chunk of value bytes (chunks.h: what every partition's
+             * max_allowed_packet must allow). */
+            int chunked = j->rec->chunks > 0 && !j->rec->deleted;
+            size_t len = chunked || j->rec->deleted ? 0 : j->rec->value_len;
+            if (l->nbatch > 0 && (chunked || l->batch[0]->rec->chunks > 0 ||
+                                  bytes + len > CHUNKS_STATEMENT_BYTES))
                 break;
             bytes += len;
-        } else if (l->kind == LANE_WRITE) {
+        }
+        if (l->kind == LANE_WRITE) {
             /* a second write of a key waits for the next transaction */
             for (int i = 0; i < l->nbatch && !skip; i++)
                 skip = same_key(l->batch[i], j);
@@ -701,6 +873,7 @@ static void run_batch(struct lane *l)
     case LANE_LIST: start_list(l); break;
     case LANE_SCAN:
     case LANE_POLL: start_scan(l); break;
+    case LANE_CHUNK: start_chunk(l); break;
     default: end_batch(l, LKV_EINTERNAL);
     }
 }

@@ -18,6 +18,8 @@
  *   LANE_SCAN   one scan of changed rows at a time (lists' tokens)
  *   LANE_POLL   the same, for the watch hub's change scans, so that they
  *               never queue behind tokens (watch.h)
+ *   LANE_CHUNK  one chunk of a large value at a time: an upload's (to the
+ *               master, or teed to a replica), or a download's
  *
  * A batch never holds two writes of one key: the second waits for the next
  * transaction, so writes of a key are applied in arrival order. Since every
@@ -46,7 +48,19 @@
  * expires_at, digest. */
 #define LANE_ROW_PARAMS 7
 
-enum lane_kind { LANE_READ, LANE_WRITE, LANE_COPY, LANE_LIST, LANE_SCAN, LANE_POLL, LANE_KINDS };
+enum lane_kind {
+    LANE_READ,
+    LANE_WRITE,
+    LANE_COPY,
+    LANE_LIST,
+    LANE_SCAN,
+    LANE_POLL,
+    LANE_CHUNK, /* one chunk of a large value written or read (chunks.h) */
+    LANE_KINDS
+};
+
+/* What a LANE_CHUNK job does. */
+enum chunk_io { CHUNK_PUT, CHUNK_TEE, CHUNK_GET };
 
 /* A scan (LANE_SCAN): one statement of rows (k, version, deleted,
  * expires_at) with its parameters, each a blob (blob != NULL) or a number. */
@@ -99,6 +113,15 @@ struct job {
     job_key_fn on_key;
     /* scans */
     const struct scan_args *scan; /* ref */
+    /* chunks: chunk n of set chunk_set of rec->key */
+    enum chunk_io chunk_io;
+    uint64_t chunk_set;
+    uint32_t chunk_n;
+    const char *chunk_data;     /* put, tee: ref, chunk_len bytes */
+    size_t chunk_len;           /* get: bytes wanted from chunk_from; out:
+                                   bytes read into chunk_buf */
+    uint32_t chunk_from;        /* get: the first byte wanted */
+    char *chunk_buf;            /* get: ref, chunk_len bytes of room */
     /* every kind */
     enum lkv_status st;         /* out */
     int statements;             /* out: 1 when this job's statement ran it
@@ -111,6 +134,7 @@ struct job {
     uint64_t cur_version;       /* its version, or an expired row's index */
     uint64_t cur_expires_at;    /* its expiry (0: none) */
     int cur_same_digest;        /* it stores rec's digest */
+    int switched;               /* a chunked write's main row was written */
     int included;
 };
 
@@ -149,13 +173,13 @@ struct lane {
     int pint[KVSQL_MANY_MAX];
     uint64_t pu64[KVSQL_MANY_MAX * 2];
     int limit;
-    MYSQL_BIND result[7];
+    MYSQL_BIND result[10];
     my_bool expires_null;
     my_bool digest_null;
     unsigned long dlen;
     char key[STORE_KEY_MAX + 1];
     unsigned long klen, vlen, clen;
-    uint64_t len64;                 /* a list's LENGTH(v) */
+    uint64_t len64;                 /* a list's LENGTH(v); a read's length */
     struct record row;
 };
 

@@ -21,6 +21,8 @@ struct rcache_entry {
     size_t key_len, value_len;
     size_t bytes;                    /* charged against max_bytes */
     char ctype[STORE_CTYPE_MAX + 1];
+    int has_digest;
+    unsigned char digest[32];
     char *value;                     /* owned, when valid */
     char key[];                      /* key_len bytes */
 };
@@ -176,6 +178,8 @@ int rcache_get(struct rcache *rc, const char *key, size_t len, uint64_t now_us,
     out->value = copy;
     out->value_len = e->value_len;
     memcpy(out->ctype, e->ctype, sizeof(out->ctype));
+    out->has_digest = e->has_digest;
+    memcpy(out->digest, e->digest, sizeof(out->digest));
     out->version = e->version;
     out->deleted = 0;
     *partition = e->partition;
@@ -214,6 +218,8 @@ void rcache_put(struct rcache *rc, const struct record *rec, int partition, uint
     e->valid = 1;
     rc->bytes += rec->value_len;
     memcpy(e->ctype, rec->ctype, sizeof(e->ctype));
+    e->has_digest = rec->has_digest;
+    memcpy(e->digest, rec->digest, sizeof(e->digest));
     e->version = rec->version;
     e->partition = partition;
     e->born_us = read_us;

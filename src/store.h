@@ -41,9 +41,9 @@
     " ON DUPLICATE KEY UPDATE" \
     " v = IF(VALUES(version) > version, VALUES(v), v)," \
     " digest = IF(VALUES(version) > version, VALUES(digest), digest)," \
-    " len = IF(VALUES(version) > version, NULL, len)," \
-    " chunks = IF(VALUES(version) > version, 0, chunks)," \
-    " chunk_version = IF(VALUES(version) > version, 0, chunk_version)," \
+    " len = IF(VALUES(version) > version, VALUES(len), len)," \
+    " chunks = IF(VALUES(version) > version, VALUES(chunks), chunks)," \
+    " chunk_version = IF(VALUES(version) > version, VALUES(chunk_version), chunk_version)," \
     " ctype = IF(VALUES(version) > version, VALUES(ctype), ctype)," \
     " deleted = IF(VALUES(version) > version, VALUES(deleted), deleted)," \
     " seq = IF(VALUES(version) > version, 0, seq)," \
@@ -123,6 +123,11 @@ struct record {
                                    computed as its body arrived; a read's, as
                                    stored (rows from before schema 3 have none) */
     unsigned char digest[32];
+    uint32_t chunks;            /* 0: inline (value, value_len); else a
+                                   chunked value (chunks.h) of value_len
+                                   bytes, value NULL: the chunks of set
+                                   chunk_version */
+    uint64_t chunk_version;
 };
 
 /* Whether a live row with rec's expiry has expired at now_us. */

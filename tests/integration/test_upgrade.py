@@ -14,7 +14,7 @@ import subprocess
 from harness import ROOT, wait_for
 
 TABLE = "upgrade_v1"
-TABLES = (TABLE, TABLE + "_meta", TABLE + "_sync")
+TABLES = (TABLE, TABLE + "_meta", TABLE + "_sync", TABLE + "_chunks", TABLE + "_chunks_gc")
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "schema_v1.sql")
 BINARY = bytes(range(256)) + b"\x00\xff"
 
