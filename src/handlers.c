@@ -67,6 +67,8 @@ void request_free(struct request *req)
     req->raw_uri = NULL;
     uri_free(&req->uri);
     buf_free(&req->body);
+    upload_release(req->upload);
+    req->upload = NULL;
     kv_op_free(&req->op);
     reply_free(&req->reply);
 }
@@ -75,6 +77,8 @@ void reply_free(struct reply *rep)
 {
     free(rep->body);
     rep->body = NULL;
+    download_release(rep->stream);
+    rep->stream = NULL;
     for (int i = 0; i < rep->nheaders; i++)
         free(rep->header[i].value);
     rep->nheaders = 0;
@@ -196,7 +200,14 @@ static json_t *value_doc(const struct record *rec, int markup)
     version_etag(rec->version, etag);
     version_http_date(rec->version, date);
     json_t *k = render_bytes_json(rec->key, rec->key_len, markup, &kenc);
-    json_t *v = render_bytes_json(rec->value ? rec->value : "", rec->value_len, markup, &venc);
+    /* A chunked value (chunks.h) is never held whole: its document (in a
+     * list with values) has "value": null and its "length". */
+    int chunked = rec->chunks > 0;
+    json_t *v = chunked ? json_null()
+                        : render_bytes_json(rec->value ? rec->value : "", rec->value_len, markup,
+                                            &venc);
+    if (chunked)
+        venc = "none";
     if (k == NULL || v == NULL) {
         json_decref(k);
         json_decref(v);
@@ -207,6 +218,8 @@ static json_t *value_doc(const struct record *rec, int markup)
                             (json_int_t)rec->version, "etag", etag, "last_modified", date);
     if (doc && strcmp(kenc, "utf-8") != 0)
         json_object_set_new(doc, "key_encoding", json_string(kenc));
+    if (doc && chunked)
+        json_object_set_new(doc, "length", json_integer((json_int_t)rec->value_len));
     add_expiry(NULL, doc, rec);
     return doc;
 }
@@ -333,7 +346,12 @@ static void finish_get(struct request *req, struct reply *rep)
                                     "or as JSON, XML, HTML or text");
         goto out;
     }
-    if (m != MEDIA_RAW && !op->job.want_value) {
+    if (rec->chunks > 0 && (m == MEDIA_JSON || m == MEDIA_XML)) {
+        handle_error(req, rep, 406, "a value over 1 MiB is served raw (or as an HTML page),"
+                                    " not inside a JSON or XML document");
+        goto out;
+    }
+    if (m != MEDIA_RAW && !op->job.want_value && rec->chunks == 0) {
         /* negotiate_document_possible() said no document could be chosen. */
         log_error("HEAD %s: a document was chosen without the value read", req->raw_uri);
         reply_status(req, rep, LKV_EINTERNAL, "the representation could not be chosen");
@@ -346,6 +364,15 @@ static void finish_get(struct request *req, struct reply *rep)
         if (head) {
             rep->head_only = 1;
             rep->head_size = rec->value_len;
+        } else if (rec->chunks > 0) {
+            rep->stream = download_start(op->worker, rec, op->served, 0, rec->value_len - 1,
+                                         req->srv->stream_hooks);
+            if (rep->stream == NULL) {
+                reply_status(req, rep, LKV_ENOMEM, "out of memory");
+                goto out;
+            }
+            rep->stream_size = rec->value_len;
+            stats_add(worker_stats(op->worker), value_bytes_out_total, rec->value_len);
         } else {
             rep->body = rec->value; /* stolen: no copy of the value */
             rep->body_len = rec->value_len;
@@ -402,7 +429,7 @@ static int start_write(struct request *req, struct reply *rep)
         reply_status(req, rep, LKV_EBADREQ, "ttl applies to POST and PUT");
         return 0;
     }
-    if (u->refresh && (req->method != M_PUT || !u->ttl || req->body.len > 0)) {
+    if (u->refresh && (req->method != M_PUT || !u->ttl || req->body_bytes > 0)) {
         reply_status(req, rep, LKV_EBADREQ, "refresh=1 is a PUT with ttl and an empty body");
         return 0;
     }
@@ -427,6 +454,13 @@ static int start_write(struct request *req, struct reply *rep)
         snprintf(op->rec.ctype, sizeof(op->rec.ctype), "%s", ct);
         op->rec.value = req->body.data; /* ref: the request keeps ownership */
         op->rec.value_len = req->body.len;
+        if (req->upload) {
+            /* streamed: the write switches the key to the uploaded chunks */
+            op->rec.value = NULL;
+            op->rec.value_len = req->body_bytes;
+            op->rec.chunks = upload_chunks(req->upload);
+            op->rec.chunk_version = upload_set(req->upload);
+        }
     }
     return 1;
 }
@@ -862,6 +896,15 @@ static int handle_key(struct lkv_server *srv, struct request *req, struct reply 
     return is_read ? start_get(req, rep) : start_write(req, rep);
 }
 
+int handle_streams_body(const struct lkv_config *cfg, const struct request *req)
+{
+    const struct uri *u = &req->uri;
+    const char *why = NULL;
+    return req->uri_status == LKV_OK && u->route == ROUTE_KEY &&
+           (req->method == M_POST || req->method == M_PUT) && !u->refresh &&
+           uri_check_key(u->key, u->key_len, cfg->key_length, 0, &why) == LKV_OK;
+}
+
 int handle_request(struct lkv_server *srv, struct request *req, struct reply *rep)
 {
     memset(rep, 0, sizeof(*rep));
@@ -908,6 +951,7 @@ void handle_op_done(struct request *req, struct reply *rep)
     case KV_OP_WRITE: finish_write(req, rep); return;
     case KV_OP_LIST: finish_list(req, rep); return;
     case KV_OP_DELETE_TREE: finish_delete_tree(req, rep); return;
+    case KV_OP_CHUNK: break; /* never a request's own operation */
     }
     reply_status(req, rep, LKV_EINTERNAL, "unknown operation");
 }

@@ -13,7 +13,10 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "download.h"
 #include "kv.h"
+#include "stream.h"
+#include "upload.h"
 #include "lkv.h"
 #include "uri.h"
 
@@ -29,6 +32,9 @@ struct reply {
     char ctype_buf[256];
     int head_only;              /* HEAD of a raw value: send head_size, no body */
     uint64_t head_size;
+    struct download *stream;    /* owned: a chunked value's bytes, sent as they
+                                   are read (stream_size of them), or NULL */
+    uint64_t stream_size;
     int nheaders;
     struct {
         const char *name;       /* static */
@@ -48,7 +54,11 @@ struct request {
     const char *if_match;       /* ref */
     const char *if_none_match;  /* ref */
     const char *content_type;   /* ref */
-    struct buf body;            /* owned: the uploaded value */
+    struct buf body;            /* owned: the uploaded value, or its first
+                                   chunk while it may go on (chunks.h) */
+    struct upload *upload;      /* owned: the body streamed to the master in
+                                   chunks, once it passed one chunk; or NULL */
+    uint64_t body_bytes;        /* of the body taken so far */
     int too_large;              /* the body passed max_value_size: discarding */
     unsigned long long discarded; /* bytes of it thrown away */
     struct kv_op op;            /* owned contents: the work a worker does */
@@ -80,6 +90,10 @@ void request_free(struct request *req);
  * handle_op_done() renders the answer. Never fails: out-of-memory and
  * backend faults become 503 replies, bugs 500. */
 int handle_request(struct lkv_server *srv, struct request *req, struct reply *rep);
+
+/* Whether req's body, once past one chunk, is streamed to its master
+ * (a POST or PUT of a key) rather than held whole. */
+int handle_streams_body(const struct lkv_config *cfg, const struct request *req);
 
 /* Renders the reply of req once its operation has run (on the worker's
  * thread). */

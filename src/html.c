@@ -404,6 +404,11 @@ static int key_value(struct buf *b, const struct html_key *k)
     const char *v = k->value ? k->value : "";
     if (buf_puts(b, "<h2>Value</h2>\n") != 0)
         return -1;
+    if (k->value == NULL && k->value_len > 0) /* chunked (chunks.h): not read */
+        return buf_puts(b, "<p>Not shown: over one chunk (1 MiB). ") ||
+                       raw_link(b, k, "Download the value") || buf_puts(b, "</p>\n")
+                   ? -1
+                   : 0;
     if (!html_value_is_text(k->ctype, v, k->value_len))
         return buf_puts(b, "<p>Not shown: not text. ") ||
                        raw_link(b, k, "Download the value") || buf_puts(b, "</p>\n")

@@ -216,6 +216,68 @@ static void run_write(struct worker *w, struct kv_op *op)
     submit(w, worker_lane(w, op->master, LANE_WRITE), &op->job);
 }
 
+/* ---- chunks of large values ------------------------------------------------- */
+
+static void chunk_part_done(struct job *j)
+{
+    struct kv_op *op = j->arg;
+    if (j != &op->job && j->st != LKV_OK)
+        op->tee_dropped[j - op->copies] = 1;
+    if (--op->pending == 0)
+        finish(op, op->job.st);
+}
+
+/* Tees the chunk in op->job to every other partition still in the upload. */
+static void tee_chunk(struct worker *w, struct kv_op *op)
+{
+    int n = w->be->partitions;
+    if (op->copies == NULL) {
+        op->copies = calloc((size_t)n, sizeof(*op->copies));
+        op->tee_dropped = calloc((size_t)n, 1);
+        if (op->copies == NULL || op->tee_dropped == NULL) {
+            /* out of memory: the replicas get the value from the sync */
+            free(op->copies);
+            free(op->tee_dropped);
+            op->copies = NULL;
+            op->tee_dropped = NULL;
+            return;
+        }
+    }
+    for (int p = 0; p < n; p++) {
+        if (p == op->master || op->tee_dropped[p])
+            continue;
+        if (prober_backing_off(&w->be->probers[p])) {
+            op->tee_dropped[p] = 1;
+            continue;
+        }
+        struct job *c = &op->copies[p];
+        *c = op->job;
+        c->next = NULL;
+        c->chunk_io = CHUNK_TEE;
+        op->pending++;
+        submit(w, worker_lane(w, p, LANE_CHUNK), c);
+    }
+}
+
+static void run_chunk(struct worker *w, struct kv_op *op)
+{
+    struct job *j = &op->job;
+    j->rec = &op->rec;
+    j->done = chunk_part_done;
+    j->arg = op;
+    op->pending = 1; /* held until every part is queued */
+    int p = op->chunk_partition;
+    if (j->chunk_io != CHUNK_GET) {
+        p = op->master = placement_master(op->rec.key, op->rec.key_len, w->be->partitions);
+        if (op->canonical && w->be->partitions > 1)
+            tee_chunk(w, op);
+    }
+    op->pending++;
+    submit(w, worker_lane(w, p, LANE_CHUNK), j);
+    if (--op->pending == 0)
+        finish(op, j->st);
+}
+
 /* ---- lists ---------------------------------------------------------------- */
 
 static int keys_add(struct kv_keys *k, const char *key, size_t len, uint64_t value_len)
@@ -828,6 +890,7 @@ void kv_run(struct worker *w, struct kv_op *op)
     case KV_OP_WRITE: run_write(w, op); return;
     case KV_OP_LIST: run_list(w, op); return;
     case KV_OP_DELETE_TREE: run_delete_tree(w, op); return;
+    case KV_OP_CHUNK: run_chunk(w, op); return;
     }
     finish(op, LKV_EINTERNAL);
 }
@@ -859,6 +922,8 @@ void kv_op_free(struct kv_op *op)
     op->keys.n = op->keys.cap = 0;
     free(op->copies);
     op->copies = NULL;
+    free(op->tee_dropped);
+    op->tee_dropped = NULL;
     free(op->tokens);
     op->tokens = NULL;
     if (op->tree) {

@@ -10,6 +10,11 @@
  *          copied to every other reachable partition, all at once
  *   list   lazy: one reachable partition's keys; canonical: from every
  *          partition in parallel, the keys it is master of, merged
+ *   chunk  one chunk of a large value (chunks.h), described in op->job
+ *          (chunk_io, chunk_set, chunk_n, ...): read from chunk_partition,
+ *          or written to the key's master and, canonical, teed to every
+ *          other reachable partition (one that fails once is left out of
+ *          the rest of the upload: its switch then finds the set short)
  *   delete-tree  every partition in parallel pages through the live keys
  *          under a prefix that it is master of and deletes them there, a
  *          page at a time (canonical: each tombstone then copied to every
@@ -29,7 +34,7 @@
 #include "store.h"
 #include "watch.h"
 
-enum kv_kind { KV_OP_READ, KV_OP_WRITE, KV_OP_LIST, KV_OP_DELETE_TREE };
+enum kv_kind { KV_OP_READ, KV_OP_WRITE, KV_OP_LIST, KV_OP_DELETE_TREE, KV_OP_CHUNK };
 
 struct kv_key {
     char *key;   /* owned (NUL-terminated for convenience) */
@@ -119,6 +124,9 @@ struct kv_op {
     struct kv_token_part *tokens; /* owned: a list's token, one per partition */
     size_t nreads;
     int list_partition;         /* lazy list: the partition that answered */
+    int chunk_partition;        /* chunk read: the partition to read from */
+    unsigned char *tee_dropped; /* owned: canonical chunk writes, one flag per
+                                   partition left out of the upload */
     int pending;                /* copies or list parts still running */
     uint64_t stamp;             /* lazy read: rcache_stamp() when it began */
     uint64_t started_us;        /* lazy read: when it began (monotonic) */

@@ -8,9 +8,12 @@
  *      refuses a Content-Length over max_value_size at once (413, body not
  *      read). Otherwise nothing is queued yet: a response queued on the first
  *      call makes MHD 0.9.75 close the connection, which costs keep-alive.
- *   3. on_access with upload data: appends to the body. A chunked body that
- *      passes max_value_size is freed and the rest discarded as it arrives
- *      (MHD 0.9.75 cannot queue a response in the middle of an upload), then
+ *   3. on_access with upload data: appends to the body. A write's body that
+ *      goes on past one chunk (chunks.h) is streamed to the key's master
+ *      from then on (upload.h), the connection suspended whenever the
+ *      database is slower than the client. A body that passes
+ *      max_value_size is freed and the rest discarded as it arrives (MHD
+ *      0.9.75 cannot queue a response in the middle of an upload), then
  *      answered 413; one that goes on past twice the limit is cut off by
  *      closing the connection.
  *   4. on_access, last call: handlers.c answers at once, or prepares an
@@ -39,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chunks.h"
 #include "clock.h"
 #include "handlers.h"
 #include "log.h"
@@ -119,6 +123,33 @@ static ssize_t no_body_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+static void suspend_conn(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+static void resume_conn(void *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+static const struct stream_hooks mhd_hooks = {suspend_conn, resume_conn};
+
+/* The content reader of a chunked value (download.h). */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    ssize_t n = download_read(cls, pos, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+}
+
+static void stream_free(void *cls)
+{
+    download_release(cls);
+}
+
+/* Bytes libmicrohttpd asks a chunked value's reader for at a time. */
+#define STREAM_BLOCK (64 * 1024)
+
 /* Queues rep on conn and records what was sent in req (NULL: not
  * recorded). */
 static enum MHD_Result send_reply(struct lkv_server *srv, struct MHD_Connection *conn,
@@ -128,9 +159,18 @@ static enum MHD_Result send_reply(struct lkv_server *srv, struct MHD_Connection 
     count_response(srv, rep->status);
     if (req) {
         req->status = rep->status;
-        req->bytes_sent = rep->head_only || rep->status == 304 ? 0 : rep->body_len;
+        req->bytes_sent = rep->head_only || rep->status == 304 ? 0
+                          : rep->stream                    ? rep->stream_size
+                                                           : rep->body_len;
     }
-    if (rep->head_only) {
+    if (rep->stream) {
+        r = MHD_create_response_from_callback(rep->stream_size, STREAM_BLOCK, stream_reader,
+                                              rep->stream, stream_free);
+        if (r) {
+            download_attach(rep->stream, conn);
+            rep->stream = NULL; /* MHD owns it now: stream_free */
+        }
+    } else if (rep->head_only) {
         /* HEAD of a raw value: MHD sends Content-Length = head_size and no
          * body, so the reader callback is never called. */
         r = MHD_create_response_from_callback(rep->head_size, 4096, no_body_reader, NULL,
@@ -298,8 +338,59 @@ static enum MHD_Result begin_request(struct lkv_server *srv, struct MHD_Connecti
     long long len = content_length(conn);
     if (len > max)
         return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
+    if (len > CHUNKS_SIZE && handle_streams_body(srv->cfg, req))
+        len = CHUNKS_SIZE; /* the rest is streamed */
     if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
         return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
+    return MHD_YES;
+}
+
+/* Suspends conn until req's upload has room again (upload.h). */
+static void park_upload(struct MHD_Connection *conn, struct request *req)
+{
+    MHD_suspend_connection(conn);
+    if (!upload_park(req->upload, conn))
+        MHD_resume_connection(conn); /* it landed meanwhile */
+}
+
+/* Takes body bytes: into the body while it fits in one chunk (or whole,
+ * for what is not streamed), then into the upload to the key's master.
+ * *size is left with the bytes not taken yet (the connection is then
+ * suspended until there is room). */
+static enum MHD_Result receive_body(struct lkv_server *srv, struct MHD_Connection *conn,
+                                    struct request *req, const char *data, size_t *size)
+{
+    size_t n = *size;
+    if (req->upload == NULL) {
+        int streams = handle_streams_body(srv->cfg, req);
+        size_t room = streams ? CHUNKS_SIZE - req->body.len : n;
+        size_t take = n < room ? n : room;
+        if (buf_append(&req->body, data, take) != 0) {
+            *size = 0;
+            buf_free(&req->body);
+            return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
+        }
+        req->body_bytes += take;
+        data += take;
+        n -= take;
+        *size = n;
+        if (n == 0)
+            return MHD_YES;
+        /* More than a chunk: the first goes to the master now. */
+        const struct uri *u = &req->uri;
+        struct worker *w = &srv->workers[kv_route(u->key, u->key_len, srv->nworkers)];
+        req->upload = upload_start(w, u->key, u->key_len, u->canonical,
+                                   buf_steal(&req->body, NULL), srv->stream_hooks);
+        if (req->upload == NULL) {
+            *size = 0;
+            return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
+        }
+    }
+    size_t took = upload_feed(req->upload, data, n);
+    req->body_bytes += took;
+    *size = n - took;
+    if (took < n)
+        park_upload(conn, req);
     return MHD_YES;
 }
 
@@ -323,21 +414,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return begin_request(srv, conn, req, method, version);
     if (*upload_size > 0) {
         size_t n = *upload_size;
-        *upload_size = 0;
-        if (req->too_large || req->body.len + n > (size_t)max) {
+        if (req->too_large || req->body_bytes + n > (unsigned long long)max) {
+            *upload_size = 0;
             req->too_large = 1;
             req->discarded += req->body.len + n;
             buf_free(&req->body);
             return req->discarded > 2ULL * (unsigned long long)max ? MHD_NO : MHD_YES;
         }
-        if (buf_append(&req->body, upload_data, n) != 0) {
-            buf_free(&req->body);
-            return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
-        }
-        return MHD_YES;
+        return receive_body(srv, conn, req, upload_data, upload_size);
     }
     if (req->too_large)
         return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
+    if (req->upload && !req->dispatched) {
+        /* The last chunk is written before the write that switches to it. */
+        if (!upload_finish(req->upload)) {
+            park_upload(conn, req);
+            return MHD_YES;
+        }
+        enum lkv_status st = upload_status(req->upload);
+        if (st != LKV_OK)
+            return send_error(srv, conn, req, st,
+                              st == LKV_EUNAVAIL ? "the key's master partition is unreachable;"
+                                                   " nothing was written"
+                                                 : "the value could not be stored");
+    }
     if (req->dispatched)
         return send_reply(srv, conn, req, &req->reply); /* resumed: the answer is ready */
     struct reply rep;
@@ -358,7 +458,8 @@ static int answering_partition(const struct request *req)
     case KV_OP_READ: return op->served;
     case KV_OP_WRITE: return op->master;
     case KV_OP_LIST: return op->canonical ? -1 : op->list_partition;
-    case KV_OP_DELETE_TREE: return -1;
+    case KV_OP_DELETE_TREE:
+    case KV_OP_CHUNK: return -1;
     }
     return -1;
 }
@@ -517,6 +618,7 @@ int server_prepare(struct lkv_server *srv, const struct lkv_config *cfg, char *e
 {
     srv->cfg = cfg;
     srv->access.fd = -1;
+    srv->stream_hooks = &mhd_hooks;
     if (tls_server_load(&srv->tls, cfg, err, errlen) != 0)
         return -1;
     if (cfg->tokens_file && auth_open(&srv->auth, cfg->tokens_file, err, errlen) != 0)

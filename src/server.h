@@ -26,6 +26,7 @@
 #include "kvsql.h"
 #include "prober.h"
 #include "stats.h"
+#include "stream.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -52,6 +53,7 @@ struct lkv_server {
     struct tls_server tls;        /* owned: HTTPS credentials; cert_pem NULL: plain HTTP */
     struct auth auth;             /* owned: bearer tokens; auth.path NULL: no [auth] */
     struct access_log access;     /* owned: fd -1 when off */
+    const struct stream_hooks *stream_hooks; /* ref: suspend and resume (stream.h) */
     /* request latency by route (lazy, canonical, list, admin) and method
      * (handlers.h enum method), observed by libmicrohttpd's threads */
     struct histo http_duration[SERVER_ROUTES][SERVER_METHODS];
