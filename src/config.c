@@ -74,6 +74,7 @@ static const struct conf_key conf_keys[] = {
     G("sync", "batch_size", CT_INT, 1, 100000, "1000", sync_batch_size),
     G("sync", "batch_bytes", CT_LLONG, 1024, 1LL << 30, "33554432", sync_batch_bytes),
     G("sync", "tombstone_grace", CT_INT, 0, 100000000, "86400", tombstone_grace),
+    G("sync", "chunk_grace", CT_INT, 0, 100000000, "3600", chunk_grace),
     P("name", CT_IDENT, 0, 0, NULL, name),
     P("host", CT_STRING, 0, 0, "127.0.0.1", host),
     P("port", CT_INT, 1, 65535, "3306", port),

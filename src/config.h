@@ -81,6 +81,7 @@ struct lkv_config {
     int   sync_batch_size;      /* rows per transaction */
     long long sync_batch_bytes; /* value bytes per transaction, soft cap */
     int   tombstone_grace;      /* seconds a tombstone is kept at least */
+    int   chunk_grace;          /* seconds an unused chunk set is kept at least */
 
     struct lkv_partition_conf *part; /* owned: array of partitions */
 };

@@ -44,23 +44,12 @@
  * UPDATE, RETURNING gives the row as updated). */
 #define RETURNING " RETURNING k, version"
 
-/* A read's digest: the stored one, or the value's for rows written before
- * schema 3 (and copies of them). */
-#define DIGEST_COL "COALESCE(digest, UNHEX(SHA2(v, 256)))"
+/* A read's digest: the stored one, or the value's for inline rows written
+ * before schema 3 (and copies of them). */
+#define DIGEST_COL "COALESCE(digest, IF(chunks = 0, UNHEX(SHA2(v, 256)), NULL))"
 /* What a read returns after the digest: whether and how the value is
  * chunked, and its length (NULL len: the inline v's). */
 #define CHUNK_COLS ", chunks, chunk_version, COALESCE(len, LENGTH(v))"
-
-/* A chunked value's main row, inserted only when its chunk set is whole
- * (the count's shared locks keep the collector off the set until commit). */
-#define SWITCH_HEAD \
-    "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq, digest, len, chunks," \
-    " chunk_version)"
-#define SWITCH_IF_WHOLE \
-    " FROM DUAL WHERE (SELECT COUNT(*) FROM `@T_chunks`" \
-    " WHERE kh = UNHEX(SHA2(?, 256)) AND version = ?) = ?"
-#define CHUNK_INSERT \
-    "INSERT INTO `@T_chunks` (kh, version, n, k, data) VALUES (UNHEX(SHA2(?, 256)), ?, ?, ?, ?)"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -69,17 +58,16 @@
 static const char *const templates[] = {
     [KV_GET] = "SELECT v, ctype, version, deleted, expires_at, " DIGEST_COL CHUNK_COLS
                " FROM `@T` WHERE k = ?",
-    [KV_CHUNK_PUT] = CHUNK_INSERT,
+    [KV_CHUNK_PUT] = STORE_CHUNK_INSERT,
     /* A chunk already there is the same bytes: (k, set) names one content. */
-    [KV_CHUNK_TEE] = CHUNK_INSERT " ON DUPLICATE KEY UPDATE n = n",
+    [KV_CHUNK_TEE] = STORE_CHUNK_COPY,
     [KV_CHUNK_GET] = "SELECT SUBSTRING(data, ?, ?) FROM `@T_chunks`"
                      " WHERE kh = UNHEX(SHA2(?, 256)) AND version = ? AND n = ?",
-    [KV_SWITCH_INSERT] = SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, NULL, ?, ?, ?, ?"
-                         SWITCH_IF_WHOLE RETURNING,
-    [KV_SWITCH_UPSERT] = SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, NULL, ?, ?, ?, ?"
-                         SWITCH_IF_WHOLE WRITE_UPDATE RETURNING,
-    [KV_APPLY_CHUNKED] = SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, 0, ?, ?, ?, ?"
-                         SWITCH_IF_WHOLE STORE_APPLY_UPDATE,
+    [KV_SWITCH_INSERT] = STORE_SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, NULL, ?, ?, ?, ?"
+                         STORE_SWITCH_IF_WHOLE RETURNING,
+    [KV_SWITCH_UPSERT] = STORE_SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, NULL, ?, ?, ?, ?"
+                         STORE_SWITCH_IF_WHOLE WRITE_UPDATE RETURNING,
+    [KV_APPLY_CHUNKED] = STORE_APPLY_CHUNKED,
     /* Not a row that has expired: that key is absent already (404). */
     [KV_DELETE] = "UPDATE `@T` SET v = '', digest = NULL, len = NULL, chunks = 0,"
                   " chunk_version = 0, deleted = 1, seq = NULL, expires_at = NULL,"

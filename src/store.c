@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "chunks.h"
 #include "buf.h"
 #include "log.h"
 
@@ -41,7 +42,8 @@ static const char *const templates[] = {
      * condition pushdown): only the rows after it are read. Parameters:
      * the first epoch (at least 1: seq = 0 rows are copies, their origin
      * propagates them), the position's epoch and key, the row limit. */
-    [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq, expires_at, digest FROM `@T`"
+    [ST_CHANGES] = "SELECT k, v, ctype, version, deleted, seq, expires_at, digest, chunks,"
+                   " chunk_version, COALESCE(len, 0) FROM `@T`"
                    " FORCE INDEX (by_seq)"
                    " WHERE seq >= ? AND (seq > ? OR k > ?) ORDER BY seq LIMIT ?",
     /* ST_APPLY_MANY..: build_statement() */
@@ -57,6 +59,18 @@ static const char *const templates[] = {
                   " len = NULL, chunks = 0, chunk_version = 0, seq = NULL,"
                   " version = GREATEST(version + 1, expires_at), expires_at = NULL"
                   " WHERE expires_at <= ? AND deleted = 0 AND (seq IS NULL OR seq > 0) LIMIT ?",
+    [ST_ROW_CHUNKS] = "SELECT version, chunks, chunk_version FROM `@T` WHERE k = ?",
+    [ST_CHUNK_NUMBERS] = "SELECT n FROM `@T_chunks` WHERE kh = UNHEX(SHA2(?, 256)) AND version = ?",
+    [ST_CHUNK_READ] = "SELECT data FROM `@T_chunks`"
+                      " WHERE kh = UNHEX(SHA2(?, 256)) AND version = ? AND n = ?",
+    [ST_CHUNK_COPY] = STORE_CHUNK_COPY,
+    [ST_APPLY_CHUNKED] = STORE_APPLY_CHUNKED,
+    /* since is the partition's own clock: no clock agreement needed */
+    [ST_GC_LIST] = "SELECT kh, version, k FROM `@T_chunks_gc` FORCE INDEX (by_since)"
+                   " WHERE since < UNIX_TIMESTAMP(NOW(6)) * 1000000 - ? LIMIT ?",
+    [ST_GC_LOCK] = "SELECT chunks, chunk_version FROM `@T` WHERE k = ? FOR UPDATE",
+    [ST_GC_DELETE] = "DELETE FROM `@T_chunks` WHERE kh = ? AND version = ?",
+    [ST_GC_FORGET] = "DELETE FROM `@T_chunks_gc` WHERE kh = ? AND version = ?",
     /* The table name is bound: here it is a value to compare. */
     [ST_SCHEMA] = "SELECT COUNT(*), COALESCE(MAX(COLUMN_NAME = 'chunk_version'), 0)"
                   " FROM information_schema.COLUMNS"
@@ -520,8 +534,11 @@ enum lkv_status store_watermark(struct pconn *target, const char *source_id,
 /* The result columns of ST_CHANGES, and the buffers of those fetched with
  * the row: key and value are fetched column by column at their real size
  * (fetch_change). */
-#define CHANGE_COLS 8
+#define CHANGE_COLS 11
 struct change_cols {
+    uint32_t chunks;
+    uint64_t chunk_version;
+    uint64_t value_len;                /* of a chunked value */
     unsigned long len[4];              /* key, value, content type, digest */
     unsigned char digest[32];
     my_bool no_digest;
@@ -545,6 +562,9 @@ static void bind_change_cols(MYSQL_BIND *r, struct change_cols *cc)
     bind_u64(&r[5], &cc->seq);
     bind_u64_out(&r[6], &cc->expires_at, &cc->no_expiry);
     bind_bytes_out(&r[7], cc->digest, sizeof(cc->digest), &cc->len[3], &cc->no_digest);
+    bind_u32(&r[8], &cc->chunks);
+    bind_u64(&r[9], &cc->chunk_version);
+    bind_u64(&r[10], &cc->value_len);
 }
 
 /* Fetches the current row of s (bound by bind_change_cols to r and cc)
@@ -580,6 +600,10 @@ static enum lkv_status fetch_change(struct pconn *c, MYSQL_STMT *s, const MYSQL_
     rec->has_digest = !cc->no_digest && len[3] == sizeof(rec->digest);
     if (rec->has_digest)
         memcpy(rec->digest, cc->digest, sizeof(rec->digest));
+    rec->chunks = cc->chunks;
+    rec->chunk_version = cc->chunk_version;
+    if (rec->chunks > 0 && !rec->deleted)
+        rec->value_len = (size_t)cc->value_len; /* v is '': the chunks are copied apart */
     b->seq[b->n - 1] = cc->seq;
     b->bytes += len[0] + len[1];
     return LKV_OK;
@@ -699,14 +723,14 @@ static enum lkv_status apply_rows(struct pconn *c, struct apply_params *ap,
     return run(c, s, ap->p);
 }
 
-/* The size of the next statement for rec[0 .. left), left > 0, as log2 of
- * its rows: as many rows as STORE_MANY_BYTES holds (one at least) and
- * STORE_MANY_MAX allows, rounded down to a power of two, so a batch is
- * cut into few statements and none is padded. */
+/* The size of the next statement for rec[0 .. left), left > 0 and rec[0]
+ * inline, as log2 of its rows: as many inline rows as STORE_MANY_BYTES
+ * holds (one at least) and STORE_MANY_MAX allows, rounded down to a power
+ * of two, so a batch is cut into few statements and none is padded. */
 static int next_width(const struct record *rec, size_t left)
 {
     size_t n = 0, bytes = 0;
-    while (n < left && n < STORE_MANY_MAX &&
+    while (n < left && n < STORE_MANY_MAX && !record_chunked(&rec[n]) &&
            (n == 0 || bytes + rec[n].key_len + rec[n].value_len <= STORE_MANY_BYTES)) {
         bytes += rec[n].key_len + rec[n].value_len;
         n++;
@@ -715,6 +739,47 @@ static int next_width(const struct record *rec, size_t left)
     while ((size_t)2 << lg <= n)
         lg++;
     return lg;
+}
+
+/* What the parameters of STORE_APPLY_CHUNKED point to. */
+struct chunked_params {
+    unsigned long lens[4];   /* key, content type, digest, key again */
+    uint64_t version, expires_at, len, set;
+    uint32_t chunks;
+};
+
+static void bind_chunked(MYSQL_BIND *p, const struct record *rec, struct chunked_params *cp)
+{
+    cp->version = rec->version;
+    cp->expires_at = rec->expires_at;
+    cp->len = rec->value_len;
+    cp->set = rec->chunk_version;
+    cp->chunks = rec->chunks;
+    bind_blob(&p[0], rec->key, rec->key_len, &cp->lens[0]);
+    bind_blob(&p[1], rec->ctype, strlen(rec->ctype), &cp->lens[1]);
+    bind_u64(&p[2], &cp->version);
+    bind_u64_or_null(&p[3], &cp->expires_at);
+    bind_blob_or_null(&p[4], rec->digest, sizeof(rec->digest), &cp->lens[2], rec->has_digest);
+    bind_u64(&p[5], &cp->len);
+    bind_u32(&p[6], &cp->chunks);
+    bind_u64(&p[7], &cp->set);
+    bind_blob(&p[8], rec->key, rec->key_len, &cp->lens[3]);
+    bind_u64(&p[9], &cp->set);
+    bind_u32(&p[10], &cp->chunks);
+}
+
+/* Applies a chunked row (in the caller's transaction) if its set is whole
+ * at target: store_copy_chunks copied it, unless the row was skipped. */
+static enum lkv_status apply_chunked(struct pconn *target, const struct record *rec)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(target, ST_APPLY_CHUNKED, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[11];
+    struct chunked_params cp;
+    bind_chunked(p, rec, &cp);
+    return run(target, s, p);
 }
 
 /* Moves target's watermark for source_id to row i of b (in the caller's
@@ -742,6 +807,11 @@ static enum lkv_status apply_batch_once(struct pconn *target, const struct batch
 {
     enum lkv_status st = pconn_begin(target);
     for (size_t i = from; st == LKV_OK && i < b->n;) {
+        if (record_chunked(&b->rec[i])) {
+            st = apply_chunked(target, &b->rec[i]);
+            i++;
+            continue;
+        }
         int lg = next_width(&b->rec[i], b->n - i);
         st = apply_rows(target, ap, &b->rec[i], lg);
         i += (size_t)1 << lg;
@@ -853,7 +923,303 @@ enum lkv_status store_pending(struct pconn *c, uint64_t *rows, uint64_t *oldest_
 
 enum lkv_status store_repair(struct pconn *c, const struct record *rec)
 {
+    if (record_chunked(rec)) {
+        enum lkv_status st;
+        MYSQL_STMT *s = pconn_stmt(c, ST_APPLY_CHUNKED, &st);
+        if (s == NULL)
+            return st;
+        MYSQL_BIND p[11];
+        struct chunked_params cp;
+        bind_chunked(p, rec, &cp);
+        return run(c, s, p);
+    }
     return write_record(c, ST_REPAIR, rec);
+}
+
+/* ---- chunks of large values (chunks.h) ------------------------------------------ */
+
+enum lkv_status store_row_chunks(struct pconn *c, const char *key, size_t key_len, int *found,
+                                 uint64_t *version, uint32_t *chunks, uint64_t *set)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_ROW_CHUNKS, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[1], r[3];
+    unsigned long klen;
+    bind_blob(&p[0], key, key_len, &klen);
+    if ((st = run(c, s, p)) != LKV_OK)
+        return st;
+    *version = *set = 0;
+    *chunks = 0;
+    bind_u64(&r[0], version);
+    bind_u32(&r[1], chunks);
+    bind_u64(&r[2], set);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc = mysql_stmt_fetch(s);
+    st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
+    *found = rc == 0;
+    finish(c, ST_ROW_CHUNKS);
+    return st;
+}
+
+/* Marks in have[] the chunks of rec's set that c holds. */
+static enum lkv_status chunk_numbers(struct pconn *c, const struct record *rec,
+                                     unsigned char *have)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_CHUNK_NUMBERS, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[2], r[1];
+    unsigned long klen;
+    uint64_t set = rec->chunk_version;
+    uint32_t n = 0;
+    bind_blob(&p[0], rec->key, rec->key_len, &klen);
+    bind_u64(&p[1], &set);
+    if ((st = run(c, s, p)) != LKV_OK)
+        return st;
+    bind_u32(&r[0], &n);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc;
+    while ((rc = mysql_stmt_fetch(s)) == 0)
+        if (n < rec->chunks)
+            have[n] = 1;
+    st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
+    finish(c, ST_CHUNK_NUMBERS);
+    return st;
+}
+
+/* Reads chunk n of rec's set at c into buf (CHUNKS_SIZE bytes of room):
+ * *len bytes, or *found = 0. */
+static enum lkv_status read_chunk(struct pconn *c, const struct record *rec, uint32_t n,
+                                  char *buf, size_t *len, int *found)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_CHUNK_READ, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[3], r[1];
+    unsigned long klen, dlen = 0;
+    uint64_t set = rec->chunk_version;
+    bind_blob(&p[0], rec->key, rec->key_len, &klen);
+    bind_u64(&p[1], &set);
+    bind_u32(&p[2], &n);
+    if ((st = run(c, s, p)) != LKV_OK)
+        return st;
+    bind_out(&r[0], MYSQL_TYPE_BLOB, buf, CHUNKS_SIZE, &dlen);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc = mysql_stmt_fetch(s);
+    *found = rc == 0 || rc == MYSQL_DATA_TRUNCATED;
+    if (rc == 1)
+        st = pconn_fail(c, s);
+    else if (rc == MYSQL_DATA_TRUNCATED || (*found && dlen == 0)) {
+        snprintf(c->last_error, sizeof(c->last_error),
+                 "a chunk of %lu bytes: a chunk holds 1 to %u", dlen, CHUNKS_SIZE);
+        st = LKV_EINTERNAL;
+    }
+    *len = dlen;
+    finish(c, ST_CHUNK_READ);
+    return st;
+}
+
+static enum lkv_status write_chunk(struct pconn *c, const struct record *rec, uint32_t n,
+                                   const char *data, size_t len)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_CHUNK_COPY, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[5];
+    unsigned long l0, l3, l4;
+    uint64_t set = rec->chunk_version;
+    bind_blob(&p[0], rec->key, rec->key_len, &l0);
+    bind_u64(&p[1], &set);
+    bind_u32(&p[2], &n);
+    bind_blob(&p[3], rec->key, rec->key_len, &l3);
+    bind_blob(&p[4], data, len, &l4);
+    return run(c, s, p);
+}
+
+enum lkv_status store_copy_chunks(struct pconn *source, struct pconn *target,
+                                  const struct record *rec, int *skipped)
+{
+    *skipped = 0;
+    if (rec->chunks > CHUNKS_VALUE_MAX / CHUNKS_SIZE) {
+        snprintf(source->last_error, sizeof(source->last_error),
+                 "a value of %u chunks: at most %llu", rec->chunks,
+                 CHUNKS_VALUE_MAX / CHUNKS_SIZE);
+        return LKV_EINTERNAL;
+    }
+    int found;
+    uint64_t version, set;
+    uint32_t chunks;
+    enum lkv_status st =
+        store_row_chunks(target, rec->key, rec->key_len, &found, &version, &chunks, &set);
+    if (st != LKV_OK)
+        return st;
+    if (found && version >= rec->version) {
+        *skipped = 1; /* the copy would change nothing there */
+        return LKV_OK;
+    }
+    unsigned char have[CHUNKS_VALUE_MAX / CHUNKS_SIZE];
+    memset(have, 0, rec->chunks);
+    if ((st = chunk_numbers(target, rec, have)) != LKV_OK)
+        return st;
+    char *buf = NULL;
+    for (uint32_t n = 0; st == LKV_OK && n < rec->chunks; n++) {
+        if (have[n])
+            continue; /* left by a pass cut short, or teed by lazykvd */
+        if (buf == NULL && (buf = malloc(CHUNKS_SIZE)) == NULL)
+            return LKV_ENOMEM;
+        size_t len = 0;
+        st = read_chunk(source, rec, n, buf, &len, &found);
+        if (st == LKV_OK && !found) {
+            /* The source row moved on since it was read (its set was
+             * replaced and collected): its new version is pending there and
+             * a later change carries it. If it still names the set, the
+             * source is damaged. */
+            st = store_row_chunks(source, rec->key, rec->key_len, &found, &version, &chunks,
+                                  &set);
+            if (st == LKV_OK && found && chunks == rec->chunks && set == rec->chunk_version) {
+                snprintf(source->last_error, sizeof(source->last_error),
+                         "key '%.*s': chunk %u of its value is missing (lazykv-admin verify)",
+                         (int)(rec->key_len > 200 ? 200 : rec->key_len), rec->key, n);
+                st = LKV_EINTERNAL;
+            } else if (st == LKV_OK) {
+                *skipped = 1;
+                break;
+            }
+        }
+        if (st == LKV_OK)
+            st = write_chunk(target, rec, n, buf, len);
+    }
+    free(buf);
+    return st;
+}
+
+/* One candidate of the collector. */
+struct gc_candidate {
+    unsigned char kh[32];
+    unsigned long kh_len;
+    uint64_t set;
+    char key[STORE_KEY_MAX];
+    unsigned long key_len;
+};
+
+static enum lkv_status gc_list(struct pconn *c, int grace_s, int limit,
+                               struct gc_candidate *cand, int *n)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_GC_LIST, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[2], r[3];
+    uint64_t grace_us = (uint64_t)grace_s * 1000000u;
+    struct gc_candidate row;
+    bind_u64(&p[0], &grace_us);
+    bind_int(&p[1], &limit);
+    if ((st = run(c, s, p)) != LKV_OK)
+        return st;
+    bind_out(&r[0], MYSQL_TYPE_BLOB, row.kh, sizeof(row.kh), &row.kh_len);
+    bind_u64(&r[1], &row.set);
+    bind_out(&r[2], MYSQL_TYPE_BLOB, row.key, sizeof(row.key), &row.key_len);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    int rc;
+    *n = 0;
+    while (*n < limit && (rc = mysql_stmt_fetch(s)) == 0)
+        cand[(*n)++] = row;
+    st = *n < limit && rc == 1 ? pconn_fail(c, s) : LKV_OK;
+    finish(c, ST_GC_LIST);
+    return st;
+}
+
+/* Runs statement id with a candidate's (kh, set) (in the caller's transaction). */
+static enum lkv_status gc_run(struct pconn *c, int id, const struct gc_candidate *x)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, id, &st);
+    if (s == NULL)
+        return st;
+    MYSQL_BIND p[2];
+    unsigned long len;
+    uint64_t set = x->set;
+    bind_blob(&p[0], x->kh, x->kh_len, &len);
+    bind_u64(&p[1], &set);
+    return run(c, s, p);
+}
+
+/* One candidate, in one transaction: the main row is locked first (the
+ * order every switch takes too), and the set deleted only if the row does
+ * not name it. *deleted = 1 when it was. */
+static enum lkv_status gc_one(struct pconn *c, const struct gc_candidate *x, int *deleted)
+{
+    *deleted = 0;
+    enum lkv_status st = pconn_begin(c);
+    if (st != LKV_OK)
+        return st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_GC_LOCK, &st);
+    MYSQL_BIND p[1], r[2];
+    unsigned long klen;
+    uint32_t chunks = 0;
+    uint64_t set = 0;
+    int named = 0;
+    if (s != NULL) {
+        bind_blob(&p[0], x->key, x->key_len, &klen);
+        st = run(c, s, p);
+        if (st == LKV_OK) {
+            bind_u32(&r[0], &chunks);
+            bind_u64(&r[1], &set);
+            if (mysql_stmt_bind_result(s, r) != 0) {
+                st = pconn_fail(c, s);
+            } else {
+                int rc = mysql_stmt_fetch(s);
+                if (rc == 1)
+                    st = pconn_fail(c, s);
+                named = rc == 0 && chunks > 0 && set == x->set;
+            }
+            finish(c, ST_GC_LOCK);
+        }
+    }
+    if (st == LKV_OK && !named && (st = gc_run(c, ST_GC_DELETE, x)) == LKV_OK)
+        *deleted = 1;
+    if (st == LKV_OK)
+        st = gc_run(c, ST_GC_FORGET, x);
+    if (st == LKV_OK)
+        st = pconn_commit(c);
+    else
+        pconn_rollback(c);
+    if (st != LKV_OK)
+        *deleted = 0;
+    return st;
+}
+
+enum lkv_status store_collect_chunks(struct pconn *c, int grace_s, uint64_t *sets)
+{
+    enum { GC_BATCH = 64 };
+    struct gc_candidate *cand = malloc(GC_BATCH * sizeof(*cand));
+    if (cand == NULL)
+        return LKV_ENOMEM;
+    enum lkv_status st = LKV_OK;
+    int n = GC_BATCH;
+    *sets = 0;
+    while (st == LKV_OK && n == GC_BATCH) {
+        if ((st = gc_list(c, grace_s, GC_BATCH, cand, &n)) != LKV_OK)
+            break;
+        for (int i = 0; st == LKV_OK && i < n; i++) {
+            int deleted = 0, attempt = 0;
+            do
+                st = gc_one(c, &cand[i], &deleted);
+            while (st == LKV_EUNAVAIL && pconn_retry_deadlock(c, attempt++));
+            *sets += (uint64_t)deleted;
+        }
+    }
+    free(cand);
+    return st;
 }
 
 /* ---- lazykv-admin verify ------------------------------------------------------ */

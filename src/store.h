@@ -49,6 +49,25 @@
     " seq = IF(VALUES(version) > version, 0, seq)," \
     " expires_at = IF(VALUES(version) > version, VALUES(expires_at), expires_at)," \
     " version = GREATEST(version, VALUES(version))"
+
+/* Large values (chunks.h). A chunk written where it may be already: the
+ * same (k, set, n) is the same bytes. */
+#define STORE_CHUNK_INSERT \
+    "INSERT INTO `@T_chunks` (kh, version, n, k, data) VALUES (UNHEX(SHA2(?, 256)), ?, ?, ?, ?)"
+#define STORE_CHUNK_COPY STORE_CHUNK_INSERT " ON DUPLICATE KEY UPDATE n = n"
+/* A chunked value's main row, inserted (or applied) only when its chunk
+ * set is whole at this partition; the count's shared locks hold the set
+ * until the commit. Parameters: k, ctype, version, expires_at, digest,
+ * len, chunks, set, then k, set, chunks. */
+#define STORE_SWITCH_HEAD \
+    "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq, digest, len, chunks," \
+    " chunk_version)"
+#define STORE_SWITCH_IF_WHOLE \
+    " FROM DUAL WHERE (SELECT COUNT(*) FROM `@T_chunks`" \
+    " WHERE kh = UNHEX(SHA2(?, 256)) AND version = ?) = ?"
+#define STORE_APPLY_CHUNKED \
+    STORE_SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, 0, ?, ?, ?, ?" STORE_SWITCH_IF_WHOLE \
+    STORE_APPLY_UPDATE
 #define STORE_NODE_ID_MAX 64
 
 /* Rows one multi-row apply statement of the sync writes, at most: its
@@ -81,6 +100,15 @@ enum store_stmt {
     ST_VERIFY_ROWS,  /* key, version, deleted, value digest in one 4-digit bucket */
     ST_EXPIRE,       /* turn expired rows into tombstones */
     ST_SCHEMA,       /* does the table have the current schema */
+    ST_ROW_CHUNKS,   /* version, chunks, chunk_version of one key */
+    ST_CHUNK_NUMBERS,/* the chunks of a set a partition holds */
+    ST_CHUNK_READ,   /* one chunk */
+    ST_CHUNK_COPY,   /* one chunk, kept if there */
+    ST_APPLY_CHUNKED,/* a copy of a chunked row, if its set is whole */
+    ST_GC_LIST,      /* chunk sets that may be garbage, past the grace */
+    ST_GC_LOCK,      /* chunks, chunk_version of a key, locked */
+    ST_GC_DELETE,    /* a set's chunks */
+    ST_GC_FORGET,    /* a set's candidate row */
     ST_APPLY_MANY,   /* versioned upsert of 1 copy; + i for 1 << i rows */
     ST_COUNT = ST_APPLY_MANY + STORE_MANY_LOG + 1
 };
@@ -88,7 +116,7 @@ enum store_stmt {
 /* Value bytes one multi-row write statement carries, at most (a row bigger
  * than this goes alone): the statement must stay under the server's
  * max_allowed_packet whatever the values, and memory bounded. */
-#define STORE_MANY_BYTES (4u << 20)
+#define STORE_MANY_BYTES (1u << 20) /* CHUNKS_STATEMENT_BYTES (chunks.h) */
 
 /* The texts of all statements for one table name. Read-only once built. */
 struct store_sql {
@@ -238,8 +266,36 @@ enum lkv_status store_purge(struct pconn *c, const char *key, size_t key_len, ui
  * version among them (0 when none). */
 enum lkv_status store_pending(struct pconn *c, uint64_t *rows, uint64_t *oldest_version);
 
-/* Overwrites key with rec unless the stored version is newer (verify). */
+/* Overwrites key with rec unless the stored version is newer (verify). A
+ * chunked rec's set must be whole at c first (store_copy_chunks), and is
+ * applied only over a lower version. */
 enum lkv_status store_repair(struct pconn *c, const struct record *rec);
+
+/* ---- large values (chunks.h) ---------------------------------------------------- */
+
+/* Whether rec is a live chunked value (its value is its chunks). */
+static inline int record_chunked(const struct record *rec)
+{
+    return rec->chunks > 0 && !rec->deleted;
+}
+
+/* The version, chunk count and set of key's row at c (*found = 0: none). */
+enum lkv_status store_row_chunks(struct pconn *c, const char *key, size_t key_len, int *found,
+                                 uint64_t *version, uint32_t *chunks, uint64_t *set);
+
+/* Copies to target the chunks of rec's set (a chunked row read at source)
+ * that target does not hold, one at a time (one chunk in memory). Nothing
+ * is copied, and *skipped = 1, when target's row is already at rec's
+ * version or newer, or when the source row has moved on and its set is
+ * gone (a later change carries the new value). A chunk missing at a source
+ * that still names the set is LKV_EINTERNAL with source->last_error set. */
+enum lkv_status store_copy_chunks(struct pconn *source, struct pconn *target,
+                                  const struct record *rec, int *skipped);
+
+/* The collector: deletes the chunk sets of c that no main row names and
+ * that became candidates more than grace_s seconds ago (chunks.h); *sets
+ * is how many. */
+enum lkv_status store_collect_chunks(struct pconn *c, int grace_s, uint64_t *sets);
 
 /* ---- lazykv-admin verify ------------------------------------------------------ */
 

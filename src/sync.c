@@ -268,7 +268,38 @@ static void *reader_main(void *arg)
 struct pair {
     enum { PAIR_NONE, PAIR_ACTIVE, PAIR_OVER, PAIR_SHOWN } state;
     uint64_t rows, bytes;
+    struct pconn source;        /* the applier's own connection to the source,
+                                   for large values' chunks (opened on need) */
+    int source_open;
 };
+
+/* Copies to t the chunks of b's chunked rows after from (chunks.h), before
+ * the batch's transaction applies them: each is applied only with its set
+ * whole there. 0, or -1 when t failed (marked down). */
+static int copy_chunks(struct pass *p, int s, int t, const struct batch *b, size_t from,
+                       struct pair *pr)
+{
+    for (size_t i = from; i < b->n; i++) {
+        if (!record_chunked(&b->rec[i]))
+            continue;
+        if (!pr->source_open) {
+            pconn_init(&pr->source, p->cfg, s, (const char *const *)p->sql->text,
+                       p->sql->count);
+            pr->source_open = 1;
+        }
+        int skipped;
+        pr->source.last_error[0] = '\0';
+        enum lkv_status st = store_copy_chunks(&pr->source, &p->node[t].conn, &b->rec[i],
+                                               &skipped);
+        if (st != LKV_OK) {
+            /* the source's fault is named when it has one */
+            const struct pconn *c = pr->source.last_error[0] ? &pr->source : &p->node[t].conn;
+            mark_down_on(p, t, c, "copying the chunks of a large value");
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* Under p->mu: the batch of the next source that has one ready for target
  * t, starting after *last (round robin), or NULL when none has yet; *src is
@@ -344,6 +375,8 @@ static int apply_one(struct pass *p, int s, int t, const struct batch *b, struct
         from++;
     if (from == b->n)
         return 0; /* t had these already */
+    if (!p->opt->dry_run && copy_chunks(p, s, t, b, from, pr) != 0)
+        return -1;
     if (!p->opt->dry_run) {
         enum lkv_status st = store_apply_batch(&p->node[t].conn, b, from, p->node[s].id);
         if (st != LKV_OK) {
@@ -420,6 +453,8 @@ static void *applier_main(void *arg)
         for (int s = 0; s < p->n; s++) {
             th->rows += pr[s].rows;
             th->bytes += pr[s].bytes;
+            if (pr[s].source_open)
+                pconn_close(&pr[s].source);
         }
     }
     free(pr);
@@ -572,6 +607,25 @@ static void purge_all(struct pass *p)
         purge_source(p, s, before);
 }
 
+/* The collector of large values' chunk sets (chunks.h), at each reachable
+ * partition: the last step of a pass, so that it never meets the pass's
+ * own copies (passes are exclusive: the named lock). */
+static void collect_all(struct pass *p)
+{
+    for (int i = 0; i < p->n && !stopping(p); i++) {
+        uint64_t sets = 0;
+        if (!p->node[i].up)
+            continue;
+        if (store_collect_chunks(&p->node[i].conn, p->cfg->chunk_grace, &sets) != LKV_OK) {
+            mark_down(p, i, "collecting unused chunks");
+            continue;
+        }
+        if (sets > 0 || p->opt->verbose)
+            fprintf(p->opt->out, "sync: partition %d: collected %" PRIu64 " unused chunk sets\n",
+                    i, sets);
+    }
+}
+
 /* The changes still waiting for a pass on the reachable partitions, and
  * the age of the oldest, in ms. */
 static void pending(struct pass *p, uint64_t *backlog, uint64_t *lag)
@@ -663,6 +717,8 @@ int sync_pass(const struct lkv_config *cfg, const struct store_sql *sql,
     run_pipeline(&p);
     if (!opt->dry_run && !stopping(&p))
         purge_all(&p);
+    if (!opt->dry_run && !stopping(&p))
+        collect_all(&p);
     int down = 0;
     for (int i = 0; i < p.n; i++)
         down += !p.node[i].up;
