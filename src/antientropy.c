@@ -180,6 +180,12 @@ static void repair_key(struct verifier *v, const struct keystate *ks)
     for (int p = 0; p < v->n; p++) {
         if (p == w || same_live_state(ks, p, w))
             continue;
+        int skipped = 0;
+        if (record_chunked(&rec) &&
+            store_copy_chunks(&v->conn[w], &v->conn[p], &rec, &skipped) != LKV_OK) {
+            v->failed++;
+            continue;
+        }
         if (store_repair(&v->conn[p], &rec) == LKV_OK)
             v->repaired++;
         else

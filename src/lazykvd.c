@@ -4,6 +4,7 @@
  * cluster policy) and worker.c (the event loops that talk to the partitions).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <mysql.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "chunks.h"
 #include "config.h"
 #include "lkv.h"
 #include "log.h"
@@ -77,10 +79,12 @@ static void warn_readable_password(const struct lkv_config *cfg)
                  cfg->path);
 }
 
-/* Checks the table of every partition reachable now: 0 when none has an
- * earlier schema, 2 when one has (said in one line on stderr), 1 when out
- * of memory. One that is not reachable is skipped without a word: the
- * server runs without it, and its prober reports it. */
+/* Checks the table of every partition reachable now, and that its
+ * max_allowed_packet carries lazykv's largest statement (one chunk and its
+ * key, chunks.h), whatever max_value_size: 0 when all is well, 2 when not
+ * (said in one line on stderr), 1 when out of memory. One that is not
+ * reachable is skipped without a word: the server runs without it, and its
+ * prober reports it. */
 static int check_schemas(const struct lkv_config *cfg)
 {
     struct store_sql sql;
@@ -88,8 +92,9 @@ static int check_schemas(const struct lkv_config *cfg)
         log_error("out of memory");
         return 1;
     }
-    int old = 0;
-    for (int i = 0; i < cfg->partitions && !old; i++) {
+    int old = 0, small = 0;
+    uint64_t need = chunks_packet_min(cfg->key_length);
+    for (int i = 0; i < cfg->partitions && !old && !small; i++) {
         struct pconn c;
         enum lkv_status st;
         unsigned err_no;
@@ -104,10 +109,19 @@ static int check_schemas(const struct lkv_config *cfg)
                     " (no chunk_version column):"
                     " run lazykv-admin init to upgrade\n",
                     i, c.conf->name, cfg->table_name);
+        uint64_t packet = 0;
+        if (c.mysql && !old && store_max_packet(&c, &packet) == LKV_OK && packet < need) {
+            fprintf(stderr,
+                    "lazykvd: partition %d (%s): max_allowed_packet is %" PRIu64 " bytes;"
+                    " lazykv needs at least %" PRIu64 " (a 1 MiB chunk and a key of"
+                    " key_length bytes), whatever max_value_size\n",
+                    i, c.conf->name, packet, need);
+            small = 1;
+        }
         pconn_close(&c);
     }
     store_sql_free(&sql);
-    return old ? 2 : 0;
+    return old || small ? 2 : 0;
 }
 
 /* -t: the effective configuration, and the certificate lazykvd would

@@ -15,17 +15,22 @@
 
 _Static_assert(ST_COUNT <= PCONN_MAX_STMTS, "a connection caches every statement");
 
+/* A value's digest without reading it: the stored SHA-256 (chunks.h), or
+ * the inline value's own for rows from before schema 3. */
+#define VALUE_DIGEST "COALESCE(digest, IF(chunks = 0, UNHEX(SHA2(v, 256)), NULL))"
 /* The 64-bit digest of a live row in verify: key, version, value, content
  * type and expiry (COALESCE: a NULL would make the whole CONCAT NULL), so
  * rows that differ only in their expiry differ. */
 #define VERIFY_DIGEST \
-    "CAST(CONV(LEFT(MD5(CONCAT(k, 0x00, version, 0x00, MD5(v), 0x00, ctype, 0x00," \
+    "CAST(CONV(LEFT(MD5(CONCAT(k, 0x00, version, 0x00, " VALUE_DIGEST ", 0x00, ctype, 0x00," \
     " COALESCE(expires_at, 0))), 16), 16, 10) AS UNSIGNED)"
 
 /* "@T" stands for the table name. No request data is ever placed here. */
 static const char *const templates[] = {
-    [ST_GET] = "SELECT v, ctype, version, deleted, expires_at FROM `@T` WHERE k = ?",
-    [ST_HEAD] = "SELECT ctype, version, deleted, LENGTH(v), expires_at FROM `@T` WHERE k = ?",
+    [ST_GET] = "SELECT v, ctype, version, deleted, expires_at, digest, chunks, chunk_version,"
+               " COALESCE(len, 0) FROM `@T` WHERE k = ?",
+    [ST_HEAD] = "SELECT ctype, version, deleted, LENGTH(v), expires_at, digest, chunks,"
+                " chunk_version, COALESCE(len, 0) FROM `@T` WHERE k = ?",
     [ST_NODE_ID] = "SELECT text FROM `@T_meta` WHERE name = 'node_id'",
     [ST_EPOCH_LOCK] = "SELECT value FROM `@T_meta` WHERE name = 'epoch' FOR UPDATE",
     [ST_STAMP] = "UPDATE `@T` SET seq = ? WHERE seq IS NULL LIMIT ?",
@@ -59,6 +64,7 @@ static const char *const templates[] = {
                   " len = NULL, chunks = 0, chunk_version = 0, seq = NULL,"
                   " version = GREATEST(version + 1, expires_at), expires_at = NULL"
                   " WHERE expires_at <= ? AND deleted = 0 AND (seq IS NULL OR seq > 0) LIMIT ?",
+    [ST_PACKET] = "SELECT @@max_allowed_packet",
     [ST_ROW_CHUNKS] = "SELECT version, chunks, chunk_version FROM `@T` WHERE k = ?",
     [ST_CHUNK_NUMBERS] = "SELECT n FROM `@T_chunks` WHERE kh = UNHEX(SHA2(?, 256)) AND version = ?",
     [ST_CHUNK_READ] = "SELECT data FROM `@T_chunks`"
@@ -80,7 +86,8 @@ static const char *const templates[] = {
     [ST_VERIFY_SUB] = "SELECT LEFT(MD5(k), 4) AS b, COUNT(*), BIT_XOR(" VERIFY_DIGEST ")"
                       " FROM `@T` WHERE deleted = 0 AND LEFT(MD5(k), 2) = ? GROUP BY b",
     [ST_VERIFY_ROWS] = "SELECT k, version, deleted,"
-                       " MD5(CONCAT(v, 0x00, ctype, 0x00, COALESCE(expires_at, 0))) FROM `@T`"
+                       " MD5(CONCAT(" VALUE_DIGEST ", 0x00, ctype, 0x00, COALESCE(expires_at, 0)))"
+                       " FROM `@T`"
                        " WHERE LEFT(MD5(k), 4) = ?",
     [ST_REPAIR] = "INSERT INTO `@T` (k, v, ctype, version, deleted, expires_at, seq, digest)"
                   " VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
@@ -188,10 +195,10 @@ enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int 
     MYSQL_STMT *s = pconn_stmt(c, want_value ? ST_GET : ST_HEAD, &st);
     if (s == NULL)
         return st;
-    MYSQL_BIND p[1], r[5];
-    unsigned long klen, vlen = 0, clen = 0;
-    uint64_t version = 0, size = 0, expires_at = 0;
-    my_bool no_expiry = 0;
+    MYSQL_BIND p[1], r[9];
+    unsigned long klen, vlen = 0, clen = 0, dlen = 0;
+    uint64_t version = 0, size = 0, expires_at = 0, len = 0;
+    my_bool no_expiry = 0, no_digest = 0;
     int deleted = 0;
     bind_blob(&p[0], key, key_len, &klen);
     if ((st = run(c, s, p)) != LKV_OK)
@@ -212,7 +219,11 @@ enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int 
     bind_int(&r[col + 2], &deleted);
     if (!want_value)
         bind_u64(&r[col + 3], &size);
-    bind_u64_out(&r[4], &expires_at, &no_expiry); /* the last column of both */
+    bind_u64_out(&r[4], &expires_at, &no_expiry); /* the same columns in both from here */
+    bind_bytes_out(&r[5], out->digest, sizeof(out->digest), &dlen, &no_digest);
+    bind_u32(&r[6], &out->chunks);
+    bind_u64(&r[7], &out->chunk_version);
+    bind_u64(&r[8], &len);
     if (mysql_stmt_bind_result(s, r) != 0) {
         st = pconn_fail(c, s);
         goto out;
@@ -233,13 +244,15 @@ enum lkv_status store_get(struct pconn *c, const char *key, size_t key_len, int 
     out->deleted = deleted;
     out->expires_at = no_expiry ? 0 : expires_at;
     out->value = NULL;
-    out->has_digest = 0; /* store_repair then writes NULL: readers hash v */
+    out->has_digest = !no_digest && dlen == sizeof(out->digest);
     out->value_len = want_value ? vlen : (size_t)size;
+    if (out->chunks > 0)
+        out->value_len = (size_t)len; /* v is '': the value is its chunks */
     if (deleted) {
         st = LKV_ENOTFOUND;
         goto out;
     }
-    if (want_value) {
+    if (want_value && out->chunks == 0) {
         out->value = malloc(vlen + 1);
         if (out->value == NULL) {
             st = LKV_ENOMEM;
@@ -353,6 +366,11 @@ static enum lkv_status query_u64(struct pconn *c, int id, MYSQL_BIND *params, ui
         *out = 0;
     finish(c, id);
     return st;
+}
+
+enum lkv_status store_max_packet(struct pconn *c, uint64_t *bytes)
+{
+    return query_u64(c, ST_PACKET, NULL, bytes, NULL);
 }
 
 enum lkv_status store_node_id(struct pconn *c, char id[STORE_NODE_ID_MAX + 1])

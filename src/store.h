@@ -100,6 +100,7 @@ enum store_stmt {
     ST_VERIFY_ROWS,  /* key, version, deleted, value digest in one 4-digit bucket */
     ST_EXPIRE,       /* turn expired rows into tombstones */
     ST_SCHEMA,       /* does the table have the current schema */
+    ST_PACKET,       /* the server's max_allowed_packet */
     ST_ROW_CHUNKS,   /* version, chunks, chunk_version of one key */
     ST_CHUNK_NUMBERS,/* the chunks of a set a partition holds */
     ST_CHUNK_READ,   /* one chunk */
@@ -198,6 +199,9 @@ struct position {
     char key[STORE_KEY_MAX + 1];
     size_t key_len;
 };
+
+/* The partition's max_allowed_packet, in bytes. */
+enum lkv_status store_max_packet(struct pconn *c, uint64_t *bytes);
 
 /* Reads the partition's node id (NUL-terminated) into id. */
 enum lkv_status store_node_id(struct pconn *c, char id[STORE_NODE_ID_MAX + 1]);
