@@ -2,9 +2,18 @@
  * chunks.h -- large values as chunk rows (issue 14): the design, and the
  * pure arithmetic every part of it shares (how many chunks, which chunks a
  * byte range needs, what packet size a partition must allow). This header
- * is where the design is written down, as sync.h is for replication; the
- * request path, the sync and verify are to follow it (they do not yet:
- * only the arithmetic at the end is code).
+ * is where the design is written down, as sync.h is for replication. The
+ * code that follows it: sql/schema.sql (the tables and triggers), upload.c
+ * and download.c (streaming through lazykvd), lane.c (chunk statements and
+ * the switch), kv.c (the canonical tee), store.c and sync.c (copies, the
+ * conditional apply, the collector), antientropy.c (verify).
+ *
+ * As built, two steps are simpler than the text below says: the count and
+ * the switch are one statement, INSERT ... SELECT ... WHERE (SELECT COUNT(*)
+ * of the set) = chunks (STORE_SWITCH_IF_WHOLE: the count's shared locks
+ * hold the set until the commit), used by the master's switch, canonical
+ * copies, the sync's applies and repairs alike; and a writer whose upload
+ * failed leaves its set to the collector rather than deleting it itself.
  *
  * ---- Why chunks ---------------------------------------------------------------
  * A value cannot stream while it is one column of one row: Connector/C

@@ -526,8 +526,9 @@ void config_dump(const struct lkv_config *cfg, void *file, const char *server_no
         fputs(server_notes, f);
     if (cfg->tokens_file)
         fprintf(f, "[auth]\ntokens_file = %s\n", cfg->tokens_file);
-    fprintf(f, "[sync]\nbatch_size = %d\nbatch_bytes = %lld\ntombstone_grace = %d\n",
-            cfg->sync_batch_size, cfg->sync_batch_bytes, cfg->tombstone_grace);
+    fprintf(f, "[sync]\nbatch_size = %d\nbatch_bytes = %lld\ntombstone_grace = %d\n"
+               "chunk_grace = %d\n",
+            cfg->sync_batch_size, cfg->sync_batch_bytes, cfg->tombstone_grace, cfg->chunk_grace);
     for (int i = 0; i < cfg->partitions; i++) {
         const struct lkv_partition_conf *p = &cfg->part[i];
         fprintf(f, "[partition-%d]\nname = %s\n", i, p->name);

@@ -21,7 +21,8 @@
 enum kvsql_id {
     KV_GET,           /* v, ctype, version, deleted, expires_at, digest, chunks,
                          chunk_version, length of one key */
-    KV_DELETE,        /* a lone unconditional delete (0 rows: absent); now, k, now */
+    KV_DELETE,        /* a lone unconditional delete: now, k, now; RETURNING k,
+                         version (no row: absent) */
     KV_APPLY,         /* versioned upsert of one copy */
     KV_LIST_FROM,     /* live keys >= lower, at now, ordered, limit */
     KV_LIST_RANGE,    /* live keys >= lower and < upper, at now, ordered, limit */

@@ -763,20 +763,24 @@ static void write_step(struct dbconn *c, enum lkv_status st, void *arg)
     }
 }
 
-/* A lone unconditional delete: one statement; no row changed means absent. */
+/* A lone unconditional delete: one statement, whose row is the tombstone's
+ * version; no row means absent. */
+static enum lkv_status lone_delete_row(MYSQL_STMT *s, void *arg)
+{
+    (void)s;
+    struct lane *l = arg;
+    l->batch[0]->rec->version = l->row.version;
+    l->batch[0]->st = LKV_OK;
+    return LKV_OK;
+}
+
 static void lone_delete_done(struct dbconn *c, enum lkv_status st, void *arg)
 {
+    (void)c;
     struct lane *l = arg;
-    struct job *j = l->batch[0];
     if (st != LKV_OK) {
         batch_failed(l, st);
         return;
-    }
-    if (c->affected_rows == 0) {
-        j->st = LKV_ENOTFOUND;
-    } else {
-        j->rec->version = c->insert_id;
-        j->st = LKV_OK;
     }
     end_batch(l, LKV_OK);
 }
@@ -807,7 +811,11 @@ static void start_write(struct lane *l)
         bind_u64(&l->param[0], &l->pu64[0]);
         bind_blob(&l->param[1], j->rec->key, j->rec->key_len, &l->plen[0]);
         bind_u64(&l->param[2], &l->pu64[0]);
-        dbconn_exec(&l->conn, KV_DELETE, l->param, NULL, NULL, lone_delete_done, l);
+        bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+        bind_u64(&l->result[1], &l->row.version);
+        j->st = LKV_ENOTFOUND; /* unless a row comes back */
+        dbconn_exec(&l->conn, KV_DELETE, l->param, l->result, lone_delete_row, lone_delete_done,
+                    l);
         return;
     }
     l->step = W_BEGIN;

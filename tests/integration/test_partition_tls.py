@@ -188,7 +188,7 @@ def verify_with_the_right_ca(c, node, certs):
     r = c.admin("init", config=cfg, timeout=60)
     assert (r.returncode, r.stderr) == (0, b""), r
     tables = sorted(row[0] for row in node.sql("SHOW TABLES"))
-    assert tables == ["data", "data_meta", "data_sync"], tables
+    assert tables == ["data", "data_chunks", "data_chunks_gc", "data_meta", "data_sync"], tables
     proc, port, _ = c.spawn_kvd(cfg)
     try:
         assert c.request_to(port, "GET", "/health").status == 200
