@@ -723,6 +723,20 @@ static lkv_pair *entry_pair(json_t *e)
     return p;
 }
 
+/* An entry listed without its value (over 1 MiB, stored in chunks): the
+ * key read whole. */
+static lkv_err chunked_entry_pair(lkv *c, json_t *e, lkv_pair **out)
+{
+    const char *k = json_string_value(json_object_get(e, "key"));
+    size_t klen;
+    char *key = k ? lkvu_pct_decode(k, strlen(k), &klen) : NULL;
+    if (key == NULL)
+        return k ? LKV_ERR_NOMEM : LKV_ERR_IO;
+    lkv_err err = lkv_get(c, key, out);
+    free(key);
+    return err;
+}
+
 /* Every page of prefix's list with values; *token, when not NULL, gets the
  * first page's X-Lazykv-Index (the state it stands for, watch_tree). */
 static lkv_err list_all(lkv *c, const char *prefix, struct pairs *ps, char *token, size_t tcap)
@@ -767,7 +781,19 @@ static lkv_err list_all(lkv *c, const char *prefix, struct pairs *ps, char *toke
         size_t i;
         json_t *item;
         json_array_foreach(keys, i, item) {
-            lkv_pair *p = entry_pair(item);
+            lkv_pair *p = NULL;
+            if (json_is_null(json_object_get(item, "value"))) {
+                /* a value over 1 MiB is listed without its bytes: read it */
+                e = chunked_entry_pair(c, item, &p);
+                if (e == LKV_ERR_NOT_FOUND) { /* gone since the page was read */
+                    e = LKV_OK;
+                    continue;
+                }
+                if (e != LKV_OK)
+                    break;
+            } else {
+                p = entry_pair(item);
+            }
             if (p == NULL || pairs_add(ps, p) != 0) {
                 lkv_pair_free(p);
                 e = LKV_ERR_NOMEM;

@@ -154,28 +154,39 @@ def page_through(c, prefix, canonical, expect, extra=""):
 
 def test_a_page_of_values_stops_at_16_mib(c):
     p = "lv/big/"
-    # five values of 4 MiB (ASCII, all different): 4 fill 16 MiB exactly
-    expect = {p + "%d" % i: os.urandom(2 << 20).hex().encode() for i in range(5)}
+    # seventeen values of 1 MiB (ASCII, all different: the largest kept in
+    # their rows, src/chunks.h): 16 fill 16 MiB exactly
+    expect = {p + "%02d" % i: os.urandom(1 << 19).hex().encode() for i in range(17)}
     for k, v in expect.items():
         r = c.request("POST", path(k, True), v, {"Content-Type": "text/plain"})
         assert r.status == 201 and r.header("X-Lazykv-Replicas") == "3/3", r
     for canonical in (True, False):
         sizes = page_through(c, p, canonical, expect)
-        assert sizes == [4, 1], sizes
+        assert sizes == [16, 1], sizes
         # limit first when it comes first
-        assert page_through(c, p, canonical, expect, "&limit=2") == [2, 2, 1]
+        assert page_through(c, p, canonical, expect, "&limit=8") == [8, 8, 1]
     delete_keys(c, list(expect))
 
 
-def test_a_value_of_16_mib_is_a_page_of_its_own(c):
+def test_a_value_over_a_chunk_is_listed_without_its_bytes(c):
+    """A value over 1 MiB is stored in chunks and never held whole: its entry
+    has "value": null, "encoding": "none" and its "length", and costs the
+    page's byte budget nothing."""
     p = "lv/huge/"
-    expect = {p + "a": b"a" * (1 << 20),            # 1 MiB: 1 + 16 would pass the cap
-              p + "b": os.urandom(16 << 20),        # 16 MiB (max_value_size), base64
+    expect = {p + "a": b"a" * (1 << 20),            # 1 MiB: in its row, listed
+              p + "b": os.urandom(16 << 20),        # 16 MiB (max_value_size): chunks
               p + "c": b"c" * 1024}
     for k, v in expect.items():
         r = c.request("POST", path(k), v)          # lazy: at its master, listed canonically
         assert r.status == 201, r
-    assert page_through(c, p, True, expect) == [1, 1, 1]
+    doc = listing(c, p, True, "&values=1")
+    assert [e["key"] for e in doc["keys"]] == sorted(expect), doc["keys"]
+    assert doc["truncated"] is False
+    a, b, cc = doc["keys"]
+    assert value_of(a) == expect[p + "a"] and value_of(cc) == expect[p + "c"]
+    assert (b["value"], b["encoding"], b["length"]) == (None, "none", 16 << 20), b
+    r = c.request("GET", path(p + "b", True), timeout=120)
+    assert r.status == 200 and r.body == expect[p + "b"], r
     delete_keys(c, list(expect))
 
 
