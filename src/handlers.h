@@ -13,13 +13,14 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "digest.h"
 #include "kv.h"
 #include "lkv.h"
 #include "uri.h"
 
 enum method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER, M_COUNT };
 
-#define REPLY_MAX_HEADERS 12
+#define REPLY_MAX_HEADERS 16
 
 struct reply {
     unsigned status;
@@ -48,7 +49,19 @@ struct request {
     const char *if_match;       /* ref */
     const char *if_none_match;  /* ref */
     const char *content_type;   /* ref */
+    const char *range;          /* ref: Range (a GET of a value), or NULL */
+    const char *if_range;       /* ref */
+    const char *content_digest; /* ref: a write's Content-Digest, or NULL */
+    const char *repr_digest;    /* ref: a write's Repr-Digest */
+    const char *content_md5;    /* ref: a write's Content-MD5 */
     struct buf body;            /* owned: the uploaded value */
+    struct digest_expect expect; /* what the body of a write must hash to */
+    struct digest_hasher hasher; /* owned handles: hashes a POST's or PUT's
+                                   body as it arrives (request_body_feed) */
+    int hashing;                /* hasher started */
+    char ca_key[DIGEST_HEX_LEN + 1]; /* a content-addressed write's key: the
+                                   body's SHA-256 in hex (op.rec.key points
+                                   here) */
     int too_large;              /* the body passed max_value_size: discarding */
     unsigned long long discarded; /* bytes of it thrown away */
     struct kv_op op;            /* owned contents: the work a worker does */
@@ -74,6 +87,24 @@ struct request {
 
 /* Frees a request's owned parts (not the struct). */
 void request_free(struct request *req);
+
+/* The first call of a request, its headers in and its body not: answers
+ * at once what its headers alone decide, so that no body is read for it,
+ * and starts hashing the body of a write. For a POST or PUT: a malformed
+ * Content-Digest, Repr-Digest or Content-MD5 is 400; a content-addressed
+ * write (?key=sha256) with key_length < 64 is 400. Returns 1 to go on and
+ * read the body; 0 with rep filled (400, or 503 out of memory). */
+int handle_begin(struct lkv_server *srv, struct request *req, struct reply *rep);
+
+/* Takes n more bytes of req's body as they arrive: appended to req->body
+ * and fed to the hasher (handle_begin started it for a write). Once the
+ * body passes max bytes, it is freed and the rest is only counted
+ * (req->too_large, req->discarded), never stored or hashed. Returns LKV_OK;
+ * LKV_ETOOLARGE while discarding (the caller answers 413 at the end, or
+ * closes the connection); LKV_ENOMEM (the body is freed) or LKV_EINTERNAL
+ * (the hash failed): the caller answers with that error. The one place a
+ * body is taken in: the seam where it will stream to the database. */
+enum lkv_status request_body_feed(struct request *req, const char *data, size_t n, size_t max);
 
 /* Decides what req needs. Returns 0 with rep filled when the answer is known
  * now; 1 when req->op is ready to run on a worker, after which

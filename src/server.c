@@ -8,11 +8,14 @@
  *      refuses a Content-Length over max_value_size at once (413, body not
  *      read). Otherwise nothing is queued yet: a response queued on the first
  *      call makes MHD 0.9.75 close the connection, which costs keep-alive.
- *   3. on_access with upload data: appends to the body. A chunked body that
- *      passes max_value_size is freed and the rest discarded as it arrives
- *      (MHD 0.9.75 cannot queue a response in the middle of an upload), then
- *      answered 413; one that goes on past twice the limit is cut off by
- *      closing the connection.
+ *      handle_begin() answers what the headers alone decide (a malformed
+ *      digest field, ...) and starts hashing a write's body.
+ *   3. on_access with upload data: request_body_feed() appends to the body
+ *      and hashes it. A chunked body that passes max_value_size is freed
+ *      and the rest discarded unhashed as it arrives (MHD 0.9.75 cannot
+ *      queue a response in the middle of an upload), then answered 413; one
+ *      that goes on past twice the limit is cut off by closing the
+ *      connection.
  *   4. on_access, last call: handlers.c answers at once, or prepares an
  *      operation; then the connection is suspended and the operation handed
  *      to the worker its key routes to (worker.h).
@@ -186,6 +189,11 @@ static void read_headers(struct MHD_Connection *conn, struct request *req)
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     req->content_type =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    req->range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+    req->if_range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
+    req->content_digest = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Digest");
+    req->repr_digest = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Repr-Digest");
+    req->content_md5 = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-MD5");
     req->authorization =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     req->referer = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_REFERER);
@@ -298,6 +306,9 @@ static enum MHD_Result begin_request(struct lkv_server *srv, struct MHD_Connecti
     long long len = content_length(conn);
     if (len > max)
         return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
+    struct reply rep;
+    if (!handle_begin(srv, req, &rep))
+        return send_reply(srv, conn, req, &rep);
     if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
         return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
     return MHD_YES;
@@ -324,16 +335,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (req->too_large || req->body.len + n > (size_t)max) {
-            req->too_large = 1;
-            req->discarded += req->body.len + n;
-            buf_free(&req->body);
+        enum lkv_status st = request_body_feed(req, upload_data, n, (size_t)max);
+        if (st == LKV_ETOOLARGE)
             return req->discarded > 2ULL * (unsigned long long)max ? MHD_NO : MHD_YES;
-        }
-        if (buf_append(&req->body, upload_data, n) != 0) {
-            buf_free(&req->body);
-            return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
-        }
+        if (st != LKV_OK)
+            return send_error(srv, conn, req, st,
+                              st == LKV_ENOMEM ? "out of memory" : "the body could not be hashed");
         return MHD_YES;
     }
     if (req->too_large)
