@@ -445,10 +445,18 @@ out:
 
 /* ---- digests of a write's body ------------------------------------------------ */
 
-/* A POST or PUT: the method whose body becomes a value, and is hashed. */
+/* Whether req's body is to become a value, and so is hashed and checked
+ * against its digest fields: a POST or PUT of a key, or a content-addressed
+ * POST. Elsewhere those fields are ignored (the answer is 400, 404 or 405
+ * for other reasons). */
 static int stores_body(const struct request *req)
 {
-    return req->method == M_POST || req->method == M_PUT;
+    const struct uri *u = &req->uri;
+    if (req->uri_status != LKV_OK)
+        return 0;
+    if (u->route == ROUTE_KEY)
+        return req->method == M_POST || req->method == M_PUT;
+    return u->route == ROUTE_LIST && req->method == M_POST && u->key_sha256;
 }
 
 /* Reads the digest fields a write sent into req->expect. LKV_OK, or
@@ -513,8 +521,7 @@ int handle_begin(struct lkv_server *srv, struct request *req, struct reply *rep)
         reply_status(req, rep, LKV_EBADREQ, why);
         return 0;
     }
-    if (req->uri_status == LKV_OK && req->uri.route == ROUTE_LIST && req->uri.key_sha256 &&
-        req->method == M_POST && !content_addressed_possible(srv, req, rep))
+    if (req->uri.route == ROUTE_LIST && !content_addressed_possible(srv, req, rep))
         return 0;
     /* SHA-256 always (the value's Repr-Digest, a content-addressed key),
      * and whatever the client's digests need */

@@ -90,10 +90,12 @@ void request_free(struct request *req);
 
 /* The first call of a request, its headers in and its body not: answers
  * at once what its headers alone decide, so that no body is read for it,
- * and starts hashing the body of a write. For a POST or PUT: a malformed
- * Content-Digest, Repr-Digest or Content-MD5 is 400; a content-addressed
- * write (?key=sha256) with key_length < 64 is 400. Returns 1 to go on and
- * read the body; 0 with rep filled (400, or 503 out of memory). */
+ * and starts hashing the body of a write. For a POST or PUT of a key, or a
+ * content-addressed POST (?key=sha256): a malformed Content-Digest,
+ * Repr-Digest or Content-MD5 is 400; a content-addressed write where
+ * key_length < 64 is 400. Returns 1 to go on and read the body; 0 with rep
+ * filled (400; 503 out of memory; 500 when GnuTLS refuses an algorithm
+ * asked for, MD5 in FIPS mode). */
 int handle_begin(struct lkv_server *srv, struct request *req, struct reply *rep);
 
 /* Takes n more bytes of req's body as they arrive: appended to req->body

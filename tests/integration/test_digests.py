@@ -235,3 +235,8 @@ def test_digests_on_a_refresh_and_a_delete(c):
     d = c.request("DELETE", path("digests/ttl", True), headers={"Content-MD5": "garbage"})
     assert d.status == 202, d
     assert json.loads(d.body)["result"] == "deleted"
+    # nor where nothing is stored: the route's own answer comes first
+    r = c.request("POST", "/health", b"x", {"Content-Digest": "garbage"})
+    assert r.status == 405, r
+    r = c.request("POST", "/bucket/", b"x", {"Content-MD5": "garbage"})
+    assert r.status == 400 and "key is empty" in r.json()["detail"], r
