@@ -71,6 +71,10 @@ void request_free(struct request *req)
     buf_free(&req->body);
     digest_hasher_free(&req->hasher);
     req->hashing = 0;
+    for (size_t i = 0; i < sizeof(req->joined) / sizeof(req->joined[0]); i++) {
+        free(req->joined[i]);
+        req->joined[i] = NULL;
+    }
     kv_op_free(&req->op);
     reply_free(&req->reply);
 }

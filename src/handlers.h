@@ -54,6 +54,9 @@ struct request {
     const char *content_digest; /* ref: a write's Content-Digest, or NULL */
     const char *repr_digest;    /* ref: a write's Repr-Digest */
     const char *content_md5;    /* ref: a write's Content-MD5 */
+    char *joined[3];            /* owned: a digest field sent on several
+                                   lines, joined (the three above point here
+                                   then); NULL otherwise */
     struct buf body;            /* owned: the uploaded value */
     struct digest_expect expect; /* what the body of a write must hash to */
     struct digest_hasher hasher; /* owned handles: hashes a POST's or PUT's

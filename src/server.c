@@ -191,14 +191,65 @@ static void read_headers(struct MHD_Connection *conn, struct request *req)
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     req->range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
     req->if_range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
-    req->content_digest = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Digest");
-    req->repr_digest = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Repr-Digest");
-    req->content_md5 = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-MD5");
+
     req->authorization =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     req->referer = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_REFERER);
     req->user_agent =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+}
+
+/* A header field's lines, joined as one list (RFC 9110 5.3). */
+struct field_lines {
+    const char *name;
+    struct buf joined;
+    int lines;
+    int failed;                 /* out of memory */
+};
+
+static enum MHD_Result join_line(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct field_lines *f = cls;
+    (void)kind;
+    if (key == NULL || strcasecmp(key, f->name) != 0)
+        return MHD_YES;
+    if ((f->lines++ > 0 && buf_puts(&f->joined, ", ") != 0) ||
+        buf_puts(&f->joined, value ? value : "") != 0) {
+        f->failed = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* The digest fields of a write (Content-Digest, Repr-Digest, Content-MD5).
+ * A field sent on several lines is read as the one list they make (RFC
+ * 9110 5.3): a dictionary member on a second line is a check the client
+ * asked for too. Such a value is joined into req->joined; a field sent
+ * once is MHD's own string. 0, or -1 when out of memory. */
+static int read_digest_fields(struct MHD_Connection *conn, struct request *req)
+{
+    static const char *const names[3] = {"Content-Digest", "Repr-Digest", "Content-MD5"};
+    const char **dst[3] = {&req->content_digest, &req->repr_digest, &req->content_md5};
+    for (int i = 0; i < 3; i++) {
+        struct field_lines f = {.name = names[i], .joined = BUF_INIT};
+        *dst[i] = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, names[i]);
+        if (*dst[i] == NULL)
+            continue;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, join_line, &f);
+        if (f.failed) {
+            buf_free(&f.joined);
+            return -1;
+        }
+        if (f.lines > 1) {
+            req->joined[i] = buf_steal(&f.joined, NULL);
+            if (req->joined[i] == NULL)
+                return -1;
+            *dst[i] = req->joined[i];
+        }
+        buf_free(&f.joined);
+    }
+    return 0;
 }
 
 /* The operation of a suspended request has run (worker's thread): render
@@ -306,6 +357,8 @@ static enum MHD_Result begin_request(struct lkv_server *srv, struct MHD_Connecti
     long long len = content_length(conn);
     if (len > max)
         return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
+    if (read_digest_fields(conn, req) != 0)
+        return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
     struct reply rep;
     if (!handle_begin(srv, req, &rep))
         return send_reply(srv, conn, req, &rep);

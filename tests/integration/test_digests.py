@@ -240,3 +240,32 @@ def test_digests_on_a_refresh_and_a_delete(c):
     assert r.status == 405, r
     r = c.request("POST", "/bucket/", b"x", {"Content-MD5": "garbage"})
     assert r.status == 400 and "key is empty" in r.json()["detail"], r
+
+
+def test_a_digest_field_on_several_lines_is_one_dictionary(c):
+    # RFC 9110 5.3: the lines of a field make one list; a member on the
+    # second line is checked as well as one on the first.
+    body = b"two lines of digests"
+    c.request("PUT", path("digests/lines", True), b"before")
+
+    def put(lines):
+        head = "PUT /bucket/digests/lines HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" \
+               "Content-Length: %d\r\n%s\r\n" % (len(body), "".join(l + "\r\n" for l in lines))
+        out = harness.raw_exchange(c.http_port, head.encode() + body)
+        status = int(out.split(b" ", 2)[1])
+        return status, out.split(b"\r\n\r\n", 1)[1]
+    good256 = "Content-Digest: " + sf("sha-256", hashlib.sha256(body).digest())
+    bad512 = "Content-Digest: " + sf("sha-512", wrong("sha512"))
+    status, doc = put([good256, bad512])
+    assert status == 400, (status, doc)
+    assert json.loads(doc)["detail"] == \
+        "the body does not match its Content-Digest sha-512; nothing was written", doc
+    assert c.request("GET", path("digests/lines", True)).body == b"before"
+    good512 = "Repr-Digest: " + sf("sha-512", hashlib.sha512(body).digest())
+    status, doc = put([good256, "Repr-Digest: " + sf("sha-256", hashlib.sha256(body).digest()),
+                       good512])
+    assert status == 200, (status, doc)
+    assert c.request("GET", path("digests/lines", True)).body == body
+    # two Content-MD5 lines are not one base64 value
+    status, doc = put(["Content-MD5: " + b64(hashlib.md5(body).digest())] * 2)
+    assert status == 400, (status, doc)
