@@ -269,3 +269,37 @@ def test_a_digest_field_on_several_lines_is_one_dictionary(c):
     # two Content-MD5 lines are not one base64 value
     status, doc = put(["Content-MD5: " + b64(hashlib.md5(body).digest())] * 2)
     assert status == 400, (status, doc)
+
+
+def test_large_bodies_are_checked_whole(c):
+    # Bodies past one chunk (1 MiB; streamed to the database once large
+    # values are chunked): every byte is hashed, a mismatch stores nothing.
+    old = os.urandom((1 << 20) + 1)
+    r = c.request("PUT", path("digests/large", True), old)
+    assert r.status in (200, 201) and r.header("Repr-Digest") == repr_digest(old), r
+    old_etag = r.header("ETag")
+    new = os.urandom(3 * (1 << 20) + 5)
+    for headers, name in ((
+            {"Content-Digest": sf("sha-256", hashlib.sha256(new[:-1]).digest())},
+            "Content-Digest sha-256"),
+            ({"Repr-Digest": sf("sha-512", hashlib.sha512(new + b"x").digest())},
+             "Repr-Digest sha-512"),
+            ({"Content-MD5": b64(hashlib.md5(old).digest())}, "Content-MD5")):
+        for canonical in (False, True):
+            r = c.request("PUT", path("digests/large", canonical), new, headers)
+            assert r.status == 400, r
+            assert r.json()["detail"] == ("the body does not match its %s; nothing was written"
+                                          % name), r
+            g = c.request("GET", path("digests/large", True))
+            assert g.status == 200 and g.body == old and g.header("ETag") == old_etag, g
+    good = {"Content-Digest": sf("sha-512", hashlib.sha512(new).digest()),
+            "Content-MD5": b64(hashlib.md5(new).digest())}
+    r = c.request("PUT", path("digests/large", True), new, good)
+    assert r.status == 200 and r.header("Repr-Digest") == repr_digest(new), r
+    for canonical in (False, True):
+        g = c.request("GET", path("digests/large", canonical))
+        assert g.status == 200 and g.body == new, g
+        assert g.header("Repr-Digest") == repr_digest(new), g
+        g = c.request("GET", path("digests/large", canonical), headers={"Range": "bytes=-2"})
+        assert g.status == 206 and g.body == new[-2:], g
+        assert g.header("Repr-Digest") == repr_digest(new), g

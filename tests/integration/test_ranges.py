@@ -206,3 +206,31 @@ def test_a_range_of_a_large_binary_value(c):
                       value, first, last, etag)
         check_206(get(c, "ranges/large", "bytes=-%d" % (n - 5), canonical), value, 5, n - 1, etag)
         check_whole(get(c, "ranges/large", None, canonical), value, etag)
+
+
+MIB = 1 << 20  # chunks.h: CHUNKS_SIZE, where a value starts to be stored in chunks
+
+
+def test_ranges_across_chunk_boundaries(c):
+    # Values of one chunk, one chunk + 1 byte and three chunks and a bit:
+    # inline, or (once large values are chunked) read chunk by chunk. Every
+    # range that starts, ends or straddles a boundary is the exact bytes.
+    for size in (MIB, MIB + 1, 3 * MIB + 3):
+        value = os.urandom(size)
+        key = "ranges/chunks-%d" % size
+        etag = put(c, key, value)
+        spans = [(0, 0), (MIB - 1, MIB - 1), (MIB - 1, min(MIB, size - 1)), (size - 1, size - 1),
+                 (0, MIB - 1), (1, size - 2)]
+        if size > 2 * MIB:
+            spans += [(MIB, MIB), (MIB, 2 * MIB - 1), (MIB - 10, 2 * MIB + 10),
+                      (2 * MIB, size - 1), (3 * MIB, size - 1)]
+        for canonical in (False, True):
+            for first, last in spans:
+                check_206(get(c, key, "bytes=%d-%d" % (first, last), canonical),
+                          value, first, last, etag)
+            check_206(get(c, key, "bytes=-%d" % (MIB + 1), canonical),
+                      value, max(0, size - MIB - 1), size - 1, etag)
+            check_416(get(c, key, "bytes=%d-" % size, canonical), size)
+            r = get(c, key, None, canonical)
+            check_whole(r, value, etag)
+            assert r.header("Repr-Digest") == repr_digest(value), r
