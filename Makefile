@@ -28,7 +28,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv chunks range upload download authfile auth tls accesslog handlers server notify lazykvd
+DAEMON    = uri range digest negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv chunks upload download authfile auth tls accesslog handlers server notify lazykvd
 ADMIN     = admin antientropy authfile auth
 SYNC      = sync syncq syncstatus syncrecord lazykv_sync
 

@@ -485,6 +485,15 @@ const struct digest_expected *digest_mismatch(const struct digest_hasher *h,
     return NULL;
 }
 
+enum lkv_status digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN])
+{
+    uint8_t d[DIGEST_SHA256_LEN];
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, len ? data : "", len, d) < 0)
+        return LKV_EINTERNAL;
+    memcpy(out, d, sizeof(d));
+    return LKV_OK;
+}
+
 /* ---- formatting ------------------------------------------------------------------ */
 
 int digest_format(struct buf *out, enum digest_alg alg, const uint8_t *digest)

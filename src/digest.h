@@ -124,6 +124,11 @@ const uint8_t *digest_hasher_result(const struct digest_hasher *h, enum digest_a
 const struct digest_expected *digest_mismatch(const struct digest_hasher *h,
                                               const struct digest_expect *e);
 
+/* The SHA-256 of len bytes in memory, in one call (a value already whole:
+ * a read's, from before digests were stored). LKV_OK, or LKV_EINTERNAL
+ * when GnuTLS fails (out untouched). */
+enum lkv_status digest_sha256(const void *data, size_t len, uint8_t out[DIGEST_SHA256_LEN]);
+
 /* Appends "sha-256=:BASE64:" (the algorithm's dictionary key, then the
  * digest as a byte sequence): a Repr-Digest field value. 0, or -1 when out
  * of memory. */

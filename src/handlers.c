@@ -20,6 +20,7 @@
 #include "negotiate.h"
 #include "placement.h"
 #include "prober.h"
+#include "range.h"
 #include "render.h"
 #include "server.h"
 #include "version.h"
@@ -55,6 +56,7 @@ static const char *reason_phrase(unsigned status)
     case 406: return "Not Acceptable";
     case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
+    case 416: return "Range Not Satisfiable";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Error";
@@ -69,8 +71,21 @@ void request_free(struct request *req)
     buf_free(&req->body);
     upload_release(req->upload);
     req->upload = NULL;
+    digest_hasher_free(&req->hasher);
+    req->hashing = 0;
+    for (size_t i = 0; i < sizeof(req->joined) / sizeof(req->joined[0]); i++) {
+        free(req->joined[i]);
+        req->joined[i] = NULL;
+    }
     kv_op_free(&req->op);
     reply_free(&req->reply);
+}
+
+enum lkv_status request_body_hash(struct request *req, const char *data, size_t n)
+{
+    if (req->hashing && n > 0)
+        return digest_hasher_update(&req->hasher, data, n);
+    return LKV_OK;
 }
 
 void reply_free(struct reply *rep)
@@ -178,6 +193,26 @@ static void add_validators(struct reply *rep, uint64_t version)
     version_http_date(version, date);
     reply_header(rep, "ETag", "%s", etag);
     reply_header(rep, "Last-Modified", "%s", date);
+}
+
+/* Repr-Digest (RFC 9530) of a value: its SHA-256 as stored (rec->has_digest),
+ * else computed here when the whole value is in memory (in_memory: a read
+ * that took the value; rows written before digests were stored). Omitted
+ * when neither is known (a HEAD, which reads no value) or the hash fails. */
+static void add_repr_digest(struct reply *rep, const struct record *rec, int in_memory)
+{
+    uint8_t computed[DIGEST_SHA256_LEN];
+    const uint8_t *d = NULL;
+    if (rec->has_digest)
+        d = rec->digest;
+    else if (in_memory && digest_sha256(rec->value, rec->value_len, computed) == LKV_OK)
+        d = computed;
+    if (d == NULL)
+        return;
+    struct buf b = BUF_INIT;
+    if (digest_format(&b, DIGEST_SHA256, d) == 0)
+        reply_header(rep, "Repr-Digest", "%s", b.data);
+    buf_free(&b);
 }
 
 /* The expiry of a live key (X-Lazykv-Expires, "expires_at"). */
@@ -359,25 +394,46 @@ static void finish_get(struct request *req, struct reply *rep)
     }
     rep->status = 200;
     if (m == MEDIA_RAW) {
+        /* Byte ranges apply to the value itself (a document ignores Range,
+         * and so does HEAD: RFC 9110 14.2 defines ranges for GET only). */
+        char etag[VERSION_ETAG_LEN];
+        version_etag(rec->version, etag);
+        struct range_answer ra;
+        range_answer(head ? NULL : req->range, req->if_range, etag, rec->value_len, &ra);
+        if (ra.status == 416) {
+            handle_error(req, rep, 416, "the range is past the end of the value: "
+                                        "Content-Range gives its length");
+            reply_header(rep, "Content-Range", "%s", ra.content_range);
+            goto out;
+        }
+        add_repr_digest(rep, rec, op->job.want_value && rec->chunks == 0); /* the whole value */
+        rep->status = ra.status;
         snprintf(rep->ctype_buf, sizeof(rep->ctype_buf), "%s", rec->ctype);
         rep->content_type = rep->ctype_buf;
         if (head) {
             rep->head_only = 1;
             rep->head_size = rec->value_len;
         } else if (rec->chunks > 0) {
-            rep->stream = download_start(op->worker, rec, op->served, 0, rec->value_len - 1,
-                                         req->srv->stream_hooks);
+            /* streamed as its chunks are read: only those the range needs */
+            rep->stream = download_start(op->worker, rec, op->served, ra.offset,
+                                         ra.offset + ra.length - 1, req->srv->stream_hooks);
             if (rep->stream == NULL) {
                 reply_status(req, rep, LKV_ENOMEM, "out of memory");
                 goto out;
             }
-            rep->stream_size = rec->value_len;
-            stats_add(worker_stats(op->worker), value_bytes_out_total, rec->value_len);
+            rep->stream_size = ra.length;
+            if (ra.status == 206)
+                reply_header(rep, "Content-Range", "%s", ra.content_range);
+            stats_add(worker_stats(op->worker), value_bytes_out_total, ra.length);
         } else {
             rep->body = rec->value; /* stolen: no copy of the value */
-            rep->body_len = rec->value_len;
-            stats_add(worker_stats(op->worker), value_bytes_out_total, rec->value_len);
             rec->value = NULL;
+            if (ra.offset > 0) /* a range: its bytes moved to the front */
+                memmove(rep->body, rep->body + ra.offset, (size_t)ra.length);
+            rep->body_len = (size_t)ra.length;
+            if (ra.status == 206)
+                reply_header(rep, "Content-Range", "%s", ra.content_range);
+            stats_add(worker_stats(op->worker), value_bytes_out_total, ra.length);
         }
     } else if (m == MEDIA_HTML) {
         size_t len = 0;
@@ -395,6 +451,9 @@ static void finish_get(struct request *req, struct reply *rep)
     if (op->cached)
         reply_header(rep, "X-Lazykv-Cache", "hit");
 out:
+    /* Ranges of the value can be asked for whatever this answer was. */
+    if (rep->status == 200 || rep->status == 206 || rep->status == 304 || rep->status == 416)
+        reply_header(rep, "Accept-Ranges", "bytes");
     /* Which partition answered, and the key's index there, on every answer
      * it decided (404, 304 and 412 included): lazy reads may differ by
      * partition. The index of an absent key is its tombstone's version (an
@@ -407,9 +466,105 @@ out:
     }
 }
 
+/* ---- digests of a write's body ------------------------------------------------ */
+
+/* Whether req's body is to become a value, and so is hashed and checked
+ * against its digest fields: a POST or PUT of a key, or a content-addressed
+ * POST. Elsewhere those fields are ignored (the answer is 400, 404 or 405
+ * for other reasons). */
+static int stores_body(const struct request *req)
+{
+    const struct uri *u = &req->uri;
+    if (req->uri_status != LKV_OK)
+        return 0;
+    if (u->route == ROUTE_KEY)
+        return req->method == M_POST || req->method == M_PUT;
+    return u->route == ROUTE_LIST && req->method == M_POST && u->key_sha256;
+}
+
+/* Reads the digest fields a write sent into req->expect. LKV_OK, or
+ * LKV_EBADREQ with *why (static). */
+static enum lkv_status read_expected_digests(struct request *req, const char **why)
+{
+    enum lkv_status st = LKV_OK;
+    digest_expect_init(&req->expect);
+    if (req->content_digest)
+        st = digest_parse_field(&req->expect, DIGEST_CONTENT_DIGEST, req->content_digest, why);
+    if (st == LKV_OK && req->repr_digest)
+        st = digest_parse_field(&req->expect, DIGEST_REPR_DIGEST, req->repr_digest, why);
+    if (st == LKV_OK && req->content_md5)
+        st = digest_parse_content_md5(&req->expect, req->content_md5, why);
+    return st;
+}
+
+/* After the last byte of a write's body: finishes the hash (once), and
+ * checks every digest the client sent. Returns 1 when they all hold (and
+ * for a request whose body is not hashed); 0 with rep filled (400 naming
+ * the first digest that failed) otherwise: nothing is to be written. */
+static int body_digests_hold(struct request *req, struct reply *rep)
+{
+    if (!req->hashing)
+        return 1;
+    if (!req->hasher.finished)
+        digest_hasher_finish(&req->hasher);
+    const struct digest_expected *bad = digest_mismatch(&req->hasher, &req->expect);
+    if (bad == NULL)
+        return 1;
+    char detail[160];
+    snprintf(detail, sizeof(detail), "the body does not match its %s; nothing was written",
+             digest_expected_name(bad));
+    reply_status(req, rep, LKV_EBADREQ, detail);
+    return 0;
+}
+
+/* ---- content-addressed writes ------------------------------------------------ */
+
+/* POST /bucket/?key=sha256: whether this server can take it (its keys are
+ * 64 hex digits). 1, or 0 with rep filled (400). */
+static int content_addressed_possible(const struct lkv_server *srv, struct request *req,
+                                      struct reply *rep)
+{
+    if (srv->cfg->key_length >= DIGEST_HEX_LEN)
+        return 1;
+    char detail[160];
+    snprintf(detail, sizeof(detail),
+             "key=sha256 needs key_length >= %d (the key is the body's SHA-256 in hex); "
+             "this server's key_length is %d", DIGEST_HEX_LEN, srv->cfg->key_length);
+    reply_status(req, rep, LKV_EBADREQ, detail);
+    return 0;
+}
+
+int handle_begin(struct lkv_server *srv, struct request *req, struct reply *rep)
+{
+    memset(rep, 0, sizeof(*rep));
+    if (!stores_body(req))
+        return 1;
+    const char *why = NULL;
+    if (read_expected_digests(req, &why) != LKV_OK) {
+        reply_status(req, rep, LKV_EBADREQ, why);
+        return 0;
+    }
+    if (req->uri.route == ROUTE_LIST && !content_addressed_possible(srv, req, rep))
+        return 0;
+    /* SHA-256 always (the value's Repr-Digest, a content-addressed key),
+     * and whatever the client's digests need */
+    enum lkv_status st = digest_hasher_init(
+        &req->hasher, DIGEST_BIT(DIGEST_SHA256) | digest_expect_algs(&req->expect));
+    if (st != LKV_OK) {
+        handle_error(req, rep, http_status_of(st),
+                     st == LKV_ENOMEM ? "out of memory" : "a digest the request asks for "
+                                                          "cannot be computed here");
+        return 0;
+    }
+    req->hashing = 1;
+    return 1;
+}
+
 /* ---- writes -------------------------------------------------------------- */
 
-static int start_write(struct request *req, struct reply *rep)
+/* Prepares req->op to write (POST, PUT) or delete the key (key, len): a
+ * ref, into the URI or req->ca_key. 1, or 0 with rep filled. */
+static int start_write(struct request *req, struct reply *rep, const char *key, size_t len)
 {
     const struct uri *u = &req->uri;
     struct kv_op *op = &req->op;
@@ -417,10 +572,12 @@ static int start_write(struct request *req, struct reply *rep)
         reply_status(req, rep, LKV_EBADREQ, "malformed If-Match or If-None-Match");
         return 0;
     }
+    if (!body_digests_hold(req, rep))
+        return 0;
     op->kind = KV_OP_WRITE;
     op->canonical = u->canonical;
-    op->rec.key = u->key;
-    op->rec.key_len = u->key_len;
+    op->rec.key = key;
+    op->rec.key_len = len;
     op->rec.deleted = req->method == M_DELETE;
     op->need_created = req->method == M_PUT;
     op->if_match = req->if_match;
@@ -442,7 +599,7 @@ static int start_write(struct request *req, struct reply *rep)
             reply_status(req, rep, LKV_EBADREQ, "wait applies to a PUT with If-None-Match: *");
             return 0;
         }
-        set_wait(op, WATCH_LOCK, u->key, u->key_len, u->wait);
+        set_wait(op, WATCH_LOCK, key, len, u->wait);
     }
     if (!op->rec.deleted) {
         const char *ct = req->content_type && req->content_type[0] ? req->content_type
@@ -454,6 +611,13 @@ static int start_write(struct request *req, struct reply *rep)
         snprintf(op->rec.ctype, sizeof(op->rec.ctype), "%s", ct);
         op->rec.value = req->body.data; /* ref: the request keeps ownership */
         op->rec.value_len = req->body.len;
+        /* The value's SHA-256, for the storage to keep; a refresh keeps
+         * the stored value (its empty body is not the value). */
+        const uint8_t *d = digest_hasher_result(&req->hasher, DIGEST_SHA256);
+        if (!op->refresh && d != NULL) {
+            memcpy(op->rec.digest, d, DIGEST_SHA256_LEN);
+            op->rec.has_digest = 1;
+        }
         if (req->upload) {
             /* streamed: the write switches the key to the uploaded chunks */
             op->rec.value = NULL;
@@ -463,6 +627,23 @@ static int start_write(struct request *req, struct reply *rep)
         }
     }
     return 1;
+}
+
+/* POST /{bucket|canonicalbucket}/?key=sha256: the body is stored under its
+ * SHA-256 in lowercase hex, known once the last byte is in. */
+static int start_content_addressed(struct lkv_server *srv, struct request *req,
+                                   struct reply *rep)
+{
+    if (!content_addressed_possible(srv, req, rep) || !body_digests_hold(req, rep))
+        return 0;
+    if (digest_sha256_hex(&req->hasher, req->ca_key) != 0) {
+        /* handle_begin starts hashing every POST */
+        log_error("POST %s: no SHA-256 of the body", req->raw_uri);
+        reply_status(req, rep, LKV_EINTERNAL, "the body's SHA-256 is missing");
+        return 0;
+    }
+    req->op.content_addressed = 1;
+    return start_write(req, rep, req->ca_key, DIGEST_HEX_LEN);
 }
 
 static void finish_write(struct request *req, struct reply *rep)
@@ -481,12 +662,19 @@ static void finish_write(struct request *req, struct reply *rep)
                                           : "the write failed");
         return;
     }
-    stats_add(worker_stats(op->worker), value_bytes_in_total, op->rec.value_len);
+    const char *key = op->rec.key; /* the URI's, or a content-addressed write's */
+    size_t key_len = op->rec.key_len;
+    int unchanged = op->content_addressed && op->unchanged;
+    if (!unchanged)
+        stats_add(worker_stats(op->worker), value_bytes_in_total, op->rec.value_len);
     unsigned status;
     const char *result;
     if (is_delete) {
         status = 202; /* how many partitions hold it: X-Lazykv-Replicas */
         result = "deleted";
+    } else if (unchanged) {
+        status = 200; /* the same content was live under its key: not rewritten */
+        result = "unchanged";
     } else if (req->method == M_PUT && !op->created) {
         status = 200;
         result = op->refresh ? "refreshed" : "replaced";
@@ -498,7 +686,7 @@ static void finish_write(struct request *req, struct reply *rep)
     version_etag(op->rec.version, etag);
     const char *kenc;
     json_t *doc = json_pack("{s:s, s:o, s:I, s:s, s:i, s:s}", "result", result, "key",
-                            render_bytes_json(u->key, u->key_len, 0, &kenc), "version",
+                            render_bytes_json(key, key_len, 0, &kenc), "version",
                             (json_int_t)op->rec.version, "etag", etag, "master", op->master,
                             "consistency", u->canonical ? "canonical" : "lazy");
     add_expiry(NULL, doc, &op->rec);
@@ -508,10 +696,13 @@ static void finish_write(struct request *req, struct reply *rep)
     add_expiry(rep, NULL, &op->rec);
     if (!is_delete) {
         reply_header(rep, "ETag", "%s", etag);
-        if (status == 201) {
+        add_repr_digest(rep, &op->rec, 0); /* the value's, as written (or kept) */
+        /* Location: where a created value is; a content-addressed write's
+         * client learns its key there, also when it was there already */
+        if (status == 201 || op->content_addressed) {
             struct buf loc = BUF_INIT;
             if (buf_puts(&loc, u->canonical ? "/canonicalbucket/" : "/bucket/") == 0 &&
-                codec_pct_encode(&loc, u->key, u->key_len, 1) == 0)
+                codec_pct_encode(&loc, key, key_len, 1) == 0)
                 reply_header(rep, "Location", "%s", loc.data);
             buf_free(&loc);
         }
@@ -827,6 +1018,15 @@ void handle_auth_need(const struct request *req, struct auth_need *need)
         need->scope_len = u->key_len;
         return;
     case ROUTE_LIST:
+        if (req->method == M_POST && u->key_sha256) {
+            /* content-addressed: the key, the body's SHA-256, is known
+             * only once the body is in, and may be any: a token that
+             * writes every key ('*') */
+            need->perm = AUTH_WRITE;
+            need->scope = "";
+            need->scope_len = 0;
+            return;
+        }
         /* a list, a prefix watch and a delete-tree reach every key under
          * their prefix: the prefix itself must be inside the token's */
         need->perm = reads ? AUTH_READ : req->method == M_DELETE ? AUTH_WRITE : 0;
@@ -879,6 +1079,10 @@ static void method_not_allowed(struct request *req, struct reply *rep, const cha
     reply_header(rep, "Allow", "%s", allow);
 }
 
+#define KEY_PARAM_WHERE \
+    "key=sha256 applies to a POST to /bucket/ or /canonicalbucket/ (the key is then the " \
+    "body's SHA-256)"
+
 static int handle_key(struct lkv_server *srv, struct request *req, struct reply *rep)
 {
     const struct uri *u = &req->uri;
@@ -893,7 +1097,11 @@ static int handle_key(struct lkv_server *srv, struct request *req, struct reply 
         reply_status(req, rep, st, why);
         return 0;
     }
-    return is_read ? start_get(req, rep) : start_write(req, rep);
+    if (u->key_param) {
+        reply_status(req, rep, LKV_EBADREQ, KEY_PARAM_WHERE);
+        return 0;
+    }
+    return is_read ? start_get(req, rep) : start_write(req, rep, u->key, u->key_len);
 }
 
 int handle_streams_body(const struct lkv_config *cfg, const struct request *req)
@@ -917,14 +1125,22 @@ int handle_request(struct lkv_server *srv, struct request *req, struct reply *re
     case ROUTE_KEY:
         return handle_key(srv, req, rep);
     case ROUTE_LIST:
+        if (req->method == M_OTHER) {
+            method_not_allowed(req, rep, "GET, HEAD, DELETE");
+            return 0;
+        }
+        if (req->method == M_POST && req->uri.key_sha256)
+            return start_content_addressed(srv, req, rep);
+        if (req->uri.key_param) {
+            reply_status(req, rep, LKV_EBADREQ, KEY_PARAM_WHERE);
+            return 0;
+        }
         if (req->method == M_GET || req->method == M_HEAD)
             return start_list(req, rep);
         if (req->method == M_DELETE)
             return start_delete_tree(req, rep);
-        if (req->method == M_OTHER)
-            method_not_allowed(req, rep, "GET, HEAD, DELETE");
-        else
-            reply_status(req, rep, LKV_EBADREQ, "the key is empty");
+        reply_status(req, rep, LKV_EBADREQ,
+                     "the key is empty (POST ?key=sha256 names it by the body's SHA-256)");
         return 0;
     case ROUTE_HEALTH:
     case ROUTE_METRICS:

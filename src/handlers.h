@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "digest.h"
 #include "download.h"
 #include "kv.h"
 #include "stream.h"
@@ -22,7 +23,7 @@
 
 enum method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER, M_COUNT };
 
-#define REPLY_MAX_HEADERS 12
+#define REPLY_MAX_HEADERS 16
 
 struct reply {
     unsigned status;
@@ -54,11 +55,26 @@ struct request {
     const char *if_match;       /* ref */
     const char *if_none_match;  /* ref */
     const char *content_type;   /* ref */
+    const char *range;          /* ref: Range (a GET of a value), or NULL */
+    const char *if_range;       /* ref */
+    const char *content_digest; /* ref: a write's Content-Digest, or NULL */
+    const char *repr_digest;    /* ref: a write's Repr-Digest */
+    const char *content_md5;    /* ref: a write's Content-MD5 */
+    char *joined[3];            /* owned: a digest field sent on several
+                                   lines, joined (the three above point here
+                                   then); NULL otherwise */
     struct buf body;            /* owned: the uploaded value, or its first
                                    chunk while it may go on (chunks.h) */
     struct upload *upload;      /* owned: the body streamed to the master in
                                    chunks, once it passed one chunk; or NULL */
     uint64_t body_bytes;        /* of the body taken so far */
+    struct digest_expect expect; /* what the body of a write must hash to */
+    struct digest_hasher hasher; /* owned handles: hashes a POST's or PUT's
+                                   body as it arrives (request_body_hash) */
+    int hashing;                /* hasher started */
+    char ca_key[DIGEST_HEX_LEN + 1]; /* a content-addressed write's key: the
+                                   body's SHA-256 in hex (op.rec.key points
+                                   here) */
     int too_large;              /* the body passed max_value_size: discarding */
     unsigned long long discarded; /* bytes of it thrown away */
     struct kv_op op;            /* owned contents: the work a worker does */
@@ -84,6 +100,22 @@ struct request {
 
 /* Frees a request's owned parts (not the struct). */
 void request_free(struct request *req);
+
+/* The first call of a request, its headers in and its body not: answers
+ * at once what its headers alone decide, so that no body is read for it,
+ * and starts hashing the body of a write. For a POST or PUT of a key, or a
+ * content-addressed POST (?key=sha256): a malformed Content-Digest,
+ * Repr-Digest or Content-MD5 is 400; a content-addressed write where
+ * key_length < 64 is 400. Returns 1 to go on and read the body; 0 with rep
+ * filled (400; 503 out of memory; 500 when GnuTLS refuses an algorithm
+ * asked for, MD5 in FIPS mode). */
+int handle_begin(struct lkv_server *srv, struct request *req, struct reply *rep);
+
+/* Feeds n more bytes of req's body, as server.c takes them in, to the
+ * hasher handle_begin started for a write (a body past max_value_size is
+ * never hashed: it is discarded). LKV_OK, or LKV_EINTERNAL when the hash
+ * failed (the caller answers 500). */
+enum lkv_status request_body_hash(struct request *req, const char *data, size_t n);
 
 /* Decides what req needs. Returns 0 with rep filled when the answer is known
  * now; 1 when req->op is ready to run on a worker, after which

@@ -216,3 +216,30 @@ void range_unsatisfied(uint64_t length, char out[RANGE_CONTENT_RANGE_MAX])
 {
     snprintf(out, RANGE_CONTENT_RANGE_MAX, "bytes */%" PRIu64, length);
 }
+
+void range_answer(const char *range, const char *if_range, const char *etag, uint64_t length,
+                  struct range_answer *out)
+{
+    struct byte_range r = {0, 0};
+    out->content_range[0] = '\0';
+    switch (range_evaluate(range, if_range, etag, length, &r)) {
+    case RANGE_ONE:
+        out->status = 206;
+        out->offset = r.first;
+        out->length = r.last - r.first + 1;
+        range_content_range(&r, length, out->content_range);
+        return;
+    case RANGE_UNSATISFIABLE:
+        out->status = 416;
+        out->offset = 0;
+        out->length = 0;
+        range_unsatisfied(length, out->content_range);
+        return;
+    case RANGE_NONE:
+    case RANGE_SEVERAL:
+        break;
+    }
+    out->status = 200;
+    out->offset = 0;
+    out->length = length;
+}

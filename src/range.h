@@ -79,6 +79,26 @@ int range_if_range(const char *if_range, const char *etag);
 enum range_result range_evaluate(const char *range, const char *if_range, const char *etag,
                                  uint64_t length, struct byte_range *out);
 
+/* What a GET of a value sends, decided from its Range and If-Range: the
+ * one place where the status of a read of a value's bytes is chosen, for a
+ * value in memory and for one that streams alike. */
+struct range_answer {
+    unsigned status;        /* 200 (the whole value), 206 or 416 */
+    uint64_t offset;        /* the first byte sent */
+    uint64_t length;        /* bytes sent, the Content-Length: the whole
+                               value on 200, the range on 206, 0 on 416 */
+    char content_range[RANGE_CONTENT_RANGE_MAX]; /* Content-Range of a 206
+                               or a 416; "" on 200 (none is sent) */
+};
+
+/* Fills *out for a GET of a value of length bytes whose strong ETag is etag
+ * (quoted), from its Range and If-Range headers (each NULL when absent):
+ * range_evaluate() read as status, offset and length. Callers that must
+ * ignore Range (HEAD, a document rather than the value) pass range NULL
+ * and get 200 with the whole value. Never fails. */
+void range_answer(const char *range, const char *if_range, const char *etag, uint64_t length,
+                  struct range_answer *out);
+
 /* Writes the Content-Range field value of a 206, "bytes FIRST-LAST/LENGTH". */
 void range_content_range(const struct byte_range *r, uint64_t length,
                          char out[RANGE_CONTENT_RANGE_MAX]);

@@ -8,14 +8,16 @@
  *      refuses a Content-Length over max_value_size at once (413, body not
  *      read). Otherwise nothing is queued yet: a response queued on the first
  *      call makes MHD 0.9.75 close the connection, which costs keep-alive.
- *   3. on_access with upload data: appends to the body. A write's body that
- *      goes on past one chunk (chunks.h) is streamed to the key's master
- *      from then on (upload.h), the connection suspended whenever the
- *      database is slower than the client. A body that passes
- *      max_value_size is freed and the rest discarded as it arrives (MHD
- *      0.9.75 cannot queue a response in the middle of an upload), then
- *      answered 413; one that goes on past twice the limit is cut off by
- *      closing the connection.
+ *      handle_begin() answers what the headers alone decide (a malformed
+ *      digest field, ...) and starts hashing a write's body.
+ *   3. on_access with upload data: receive_body() takes it and hashes it
+ *      (request_body_hash). A write's body that goes on past one chunk
+ *      (chunks.h) is streamed to the key's master from then on (upload.h),
+ *      the connection suspended whenever the database is slower than the
+ *      client. A body that passes max_value_size is freed and the rest
+ *      discarded unhashed as it arrives (MHD 0.9.75 cannot queue a response
+ *      in the middle of an upload), then answered 413; one that goes on past
+ *      twice the limit is cut off by closing the connection.
  *   4. on_access, last call: handlers.c answers at once, or prepares an
  *      operation; then the connection is suspended and the operation handed
  *      to the worker its key routes to (worker.h).
@@ -226,11 +228,66 @@ static void read_headers(struct MHD_Connection *conn, struct request *req)
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     req->content_type =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    req->range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+    req->if_range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
     req->authorization =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     req->referer = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_REFERER);
     req->user_agent =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+}
+
+/* A header field's lines, joined as one list (RFC 9110 5.3). */
+struct field_lines {
+    const char *name;
+    struct buf joined;
+    int lines;
+    int failed;                 /* out of memory */
+};
+
+static enum MHD_Result join_line(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct field_lines *f = cls;
+    (void)kind;
+    if (key == NULL || strcasecmp(key, f->name) != 0)
+        return MHD_YES;
+    if ((f->lines++ > 0 && buf_puts(&f->joined, ", ") != 0) ||
+        buf_puts(&f->joined, value ? value : "") != 0) {
+        f->failed = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* The digest fields of a write (Content-Digest, Repr-Digest, Content-MD5).
+ * A field sent on several lines is read as the one list they make (RFC
+ * 9110 5.3): a dictionary member on a second line is a check the client
+ * asked for too. Such a value is joined into req->joined; a field sent
+ * once is MHD's own string. 0, or -1 when out of memory. */
+static int read_digest_fields(struct MHD_Connection *conn, struct request *req)
+{
+    static const char *const names[3] = {"Content-Digest", "Repr-Digest", "Content-MD5"};
+    const char **dst[3] = {&req->content_digest, &req->repr_digest, &req->content_md5};
+    for (int i = 0; i < 3; i++) {
+        struct field_lines f = {.name = names[i], .joined = BUF_INIT};
+        *dst[i] = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, names[i]);
+        if (*dst[i] == NULL)
+            continue;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, join_line, &f);
+        if (f.failed) {
+            buf_free(&f.joined);
+            return -1;
+        }
+        if (f.lines > 1) {
+            req->joined[i] = buf_steal(&f.joined, NULL);
+            if (req->joined[i] == NULL)
+                return -1;
+            *dst[i] = req->joined[i];
+        }
+        buf_free(&f.joined);
+    }
+    return 0;
 }
 
 /* The operation of a suspended request has run (worker's thread): render
@@ -338,6 +395,11 @@ static enum MHD_Result begin_request(struct lkv_server *srv, struct MHD_Connecti
     long long len = content_length(conn);
     if (len > max)
         return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
+    if (read_digest_fields(conn, req) != 0)
+        return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
+    struct reply rep;
+    if (!handle_begin(srv, req, &rep))
+        return send_reply(srv, conn, req, &rep);
     if (len > CHUNKS_SIZE && handle_streams_body(srv->cfg, req))
         len = CHUNKS_SIZE; /* the rest is streamed */
     if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
@@ -371,6 +433,10 @@ static enum MHD_Result receive_body(struct lkv_server *srv, struct MHD_Connectio
             return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
         }
         req->body_bytes += take;
+        if (request_body_hash(req, data, take) != LKV_OK) {
+            *size = 0;
+            return send_error(srv, conn, req, LKV_EINTERNAL, "the body could not be hashed");
+        }
         data += take;
         n -= take;
         *size = n;
@@ -389,6 +455,10 @@ static enum MHD_Result receive_body(struct lkv_server *srv, struct MHD_Connectio
     size_t took = upload_feed(req->upload, data, n);
     req->body_bytes += took;
     *size = n - took;
+    if (request_body_hash(req, data, took) != LKV_OK) {
+        *size = 0;
+        return send_error(srv, conn, req, LKV_EINTERNAL, "the body could not be hashed");
+    }
     if (took < n)
         park_upload(conn, req);
     return MHD_YES;

@@ -29,7 +29,7 @@ static enum lkv_status decode_dup(const char *in, size_t len, int plus_is_space,
 
 enum param {
     P_PREFIX, P_START_AFTER, P_LIMIT, P_ENCODING, P_VALUES, /* lists */
-    P_INDEX, P_WAIT,                                         /* both */
+    P_INDEX, P_WAIT, P_KEY,                                  /* both */
     P_TTL, P_REFRESH, P_RAW,                                 /* keys */
     P_UNKNOWN
 };
@@ -37,7 +37,7 @@ enum param {
 static const char *const param_names[] = {
     [P_PREFIX] = "prefix", [P_START_AFTER] = "start_after", [P_LIMIT] = "limit",
     [P_ENCODING] = "encoding", [P_VALUES] = "values", [P_INDEX] = "index",
-    [P_WAIT] = "wait", [P_TTL] = "ttl", [P_REFRESH] = "refresh", [P_RAW] = "raw",
+    [P_WAIT] = "wait", [P_KEY] = "key", [P_TTL] = "ttl", [P_REFRESH] = "refresh", [P_RAW] = "raw",
 };
 
 static enum param param_of(const char *name, enum route route)
@@ -45,7 +45,7 @@ static enum param param_of(const char *name, enum route route)
     for (int i = 0; i < P_UNKNOWN; i++) {
         if (strcmp(name, param_names[i]) != 0)
             continue;
-        int for_list = i <= P_WAIT, for_key = i >= P_INDEX;
+        int for_list = i <= P_KEY, for_key = i >= P_INDEX;
         if ((route == ROUTE_LIST && for_list) || (route == ROUTE_KEY && for_key))
             return (enum param)i;
     }
@@ -113,6 +113,15 @@ static enum lkv_status set_param(struct uri *u, enum param p, char *v, size_t vl
         if ((ok = number_in(v, 1, URI_TTL_MAX, &n)))
             u->ttl = n;
         u->error = "ttl must be a whole number of seconds from 1 to 315360000";
+        break;
+    case P_KEY:
+        /* read on both routes so that handlers.c can refuse it where it
+         * does not apply, rather than let a key path ignore it */
+        ok = vlen == 6 && memcmp(v, "sha256", 6) == 0;
+        u->key_sha256 = ok;
+        u->key_param = 1;
+        u->error = "key must be sha256: POST /bucket/?key=sha256 stores the body under its "
+                   "SHA-256";
         break;
     case P_REFRESH:
         ok = flag_of(v, &u->refresh);

@@ -46,6 +46,9 @@ struct uri {
     size_t index_len;
     int wait;               /* ?wait= seconds; URI_WAIT_DEFAULT if absent */
     int has_wait;           /* ?wait= was given */
+    int key_param;          /* ?key= was given (only a POST to a list path
+                               takes it: handlers.c refuses it elsewhere) */
+    int key_sha256;         /* ?key=sha256: a content-addressed write */
     /* keys */
     long long ttl;          /* ?ttl= seconds; 0 if absent */
     int refresh;            /* ?refresh=1 */
@@ -58,8 +61,9 @@ struct uri {
 /* Parses raw (NUL-terminated request target). Returns LKV_OK, LKV_EBADREQ
  * with out->error set (bad percent-encoding, a parameter out of range), or
  * LKV_ENOMEM. Each route reads its own parameters (a key: ttl, refresh,
- * raw, index, wait; a list: prefix, start_after, limit, encoding, values, index,
- * wait) and ignores any other, as S3 does.
+ * raw, index, wait, key; a list: prefix, start_after, limit, encoding, values,
+ * index, wait, key) and ignores any other, as S3 does. key's one value is
+ * "sha256" (anything else is LKV_EBADREQ).
  * out must be released with uri_free() whatever the result. */
 enum lkv_status uri_parse(const char *raw, struct uri *out);
 

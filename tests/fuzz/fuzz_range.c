@@ -32,6 +32,19 @@ static void check(const char *h, uint64_t length)
     default:
         abort();
     }
+    /* what a GET sends: inside the value, and a Content-Range exactly on
+     * 206 and 416 */
+    struct range_answer a;
+    range_answer(h, NULL, "\"1\"", length, &a);
+    if (a.status == 206 && (a.length == 0 || a.offset >= length || a.length > length - a.offset ||
+                            a.content_range[0] == '\0'))
+        abort();
+    if (a.status == 200 && (a.offset != 0 || a.length != length || a.content_range[0] != '\0'))
+        abort();
+    if (a.status == 416 && (a.length != 0 || strncmp(a.content_range, "bytes */", 8) != 0))
+        abort();
+    if (a.status != 200 && a.status != 206 && a.status != 416)
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

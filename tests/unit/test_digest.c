@@ -58,6 +58,19 @@ START_TEST(known_vectors)
 }
 END_TEST
 
+START_TEST(one_call_sha256)
+{
+    uint8_t d[DIGEST_SHA256_LEN];
+    char hex[DIGEST_HEX_LEN + 1];
+    ck_assert_int_eq(digest_sha256("abc", 3, d), LKV_OK);
+    digest_hex(d, sizeof(d), hex);
+    ck_assert_str_eq(hex, SHA256_ABC_HEX);
+    ck_assert_int_eq(digest_sha256(NULL, 0, d), LKV_OK); /* an empty value read as NULL */
+    digest_hex(d, sizeof(d), hex);
+    ck_assert_str_eq(hex, SHA256_EMPTY_HEX);
+}
+END_TEST
+
 START_TEST(chunk_by_chunk_equals_whole)
 {
     struct digest_hasher h;
@@ -353,6 +366,7 @@ Suite *digest_suite(void)
     Suite *s = suite_create("digest");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, known_vectors);
+    tcase_add_test(tc, one_call_sha256);
     tcase_add_test(tc, chunk_by_chunk_equals_whole);
     tcase_add_test(tc, only_what_is_asked);
     tcase_add_test(tc, an_aborted_upload_is_freed);

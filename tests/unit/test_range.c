@@ -197,6 +197,51 @@ START_TEST(content_range)
 }
 END_TEST
 
+START_TEST(answer)
+{
+    struct range_answer a;
+    range_answer(NULL, NULL, ETAG, 10, &a); /* no Range: the whole value */
+    ck_assert_uint_eq(a.status, 200);
+    ck_assert(a.offset == 0 && a.length == 10);
+    ck_assert_str_eq(a.content_range, "");
+    range_answer("bytes=2-4", NULL, ETAG, 10, &a);
+    ck_assert_uint_eq(a.status, 206);
+    ck_assert(a.offset == 2 && a.length == 3);
+    ck_assert_str_eq(a.content_range, "bytes 2-4/10");
+    range_answer("bytes=-1", ETAG, ETAG, 10, &a); /* the last byte, If-Range current */
+    ck_assert_uint_eq(a.status, 206);
+    ck_assert(a.offset == 9 && a.length == 1);
+    ck_assert_str_eq(a.content_range, "bytes 9-9/10");
+    range_answer("bytes=0-", NULL, ETAG, 10, &a); /* all of it, still a 206 */
+    ck_assert_uint_eq(a.status, 206);
+    ck_assert(a.offset == 0 && a.length == 10);
+    range_answer("bytes=10-", NULL, ETAG, 10, &a);
+    ck_assert_uint_eq(a.status, 416);
+    ck_assert(a.offset == 0 && a.length == 0);
+    ck_assert_str_eq(a.content_range, "bytes */10");
+    range_answer("bytes=-0", NULL, ETAG, 10, &a);
+    ck_assert_uint_eq(a.status, 416);
+    range_answer("bytes=0-0", NULL, ETAG, 0, &a); /* nothing of an empty value */
+    ck_assert_uint_eq(a.status, 416);
+    ck_assert_str_eq(a.content_range, "bytes */0");
+    range_answer("bytes=-5", NULL, ETAG, 0, &a); /* a suffix of it: 200, empty */
+    ck_assert_uint_eq(a.status, 200);
+    ck_assert(a.offset == 0 && a.length == 0);
+    range_answer("bytes=5-3", NULL, ETAG, 10, &a); /* malformed: ignored */
+    ck_assert_uint_eq(a.status, 200);
+    ck_assert(a.length == 10);
+    range_answer("bytes=0-1,4-5", NULL, ETAG, 10, &a); /* several: the whole value */
+    ck_assert_uint_eq(a.status, 200);
+    ck_assert(a.offset == 0 && a.length == 10);
+    ck_assert_str_eq(a.content_range, "");
+    range_answer("bytes=0-1", "\"0\"", ETAG, 10, &a); /* stale If-Range */
+    ck_assert_uint_eq(a.status, 200);
+    ck_assert(a.length == 10);
+    range_answer("bytes=50-", "\"0\"", ETAG, 10, &a); /* stale: not even a 416 */
+    ck_assert_uint_eq(a.status, 200);
+}
+END_TEST
+
 Suite *range_suite(void)
 {
     Suite *s = suite_create("range");
@@ -211,6 +256,7 @@ Suite *range_suite(void)
     tcase_add_test(tc, huge_numbers);
     tcase_add_test(tc, if_range);
     tcase_add_test(tc, content_range);
+    tcase_add_test(tc, answer);
     suite_add_tcase(s, tc);
     return s;
 }

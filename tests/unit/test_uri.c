@@ -114,6 +114,40 @@ START_TEST(key_and_watch_parameters)
 }
 END_TEST
 
+START_TEST(content_addressed_parameter)
+{
+    struct uri u;
+    ck_assert_int_eq(uri_parse("/bucket/?key=sha256", &u), LKV_OK);
+    ck_assert_int_eq(u.route, ROUTE_LIST);
+    ck_assert_int_eq(u.key_param, 1);
+    ck_assert_int_eq(u.key_sha256, 1);
+    ck_assert_ptr_null(u.key);
+    uri_free(&u);
+    ck_assert_int_eq(uri_parse("/canonicalbucket?key=sha%32%356", &u), LKV_OK);
+    ck_assert_int_eq(u.canonical, 1);
+    ck_assert_int_eq(u.key_sha256, 1);
+    uri_free(&u);
+    /* read on a key path too, for handlers.c to refuse */
+    ck_assert_int_eq(uri_parse("/bucket/k?key=sha256", &u), LKV_OK);
+    ck_assert_int_eq(u.route, ROUTE_KEY);
+    ck_assert_int_eq(u.key_param, 1);
+    ck_assert_int_eq(u.key_sha256, 1);
+    uri_free(&u);
+    ck_assert_int_eq(uri_parse("/bucket/", &u), LKV_OK);
+    ck_assert_int_eq(u.key_param, 0);
+    ck_assert_int_eq(u.key_sha256, 0);
+    uri_free(&u);
+    const char *bad[] = {"/bucket/?key=", "/bucket/?key=SHA256", "/bucket/?key=sha-256",
+                         "/bucket/?key=sha512", "/bucket/?key", "/bucket/k?key=md5",
+                         "/bucket/?key=sha256%00", "/bucket/?key=sha256&key=x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(uri_parse(bad[i], &u) == LKV_EBADREQ, "%s", bad[i]);
+        ck_assert_ptr_nonnull(u.error);
+        uri_free(&u);
+    }
+}
+END_TEST
+
 START_TEST(key_checks)
 {
     const char *why;
@@ -138,6 +172,7 @@ Suite *uri_suite(void)
     tcase_add_test(tc, key_keeps_plus_and_nul);
     tcase_add_test(tc, list_parameters);
     tcase_add_test(tc, key_checks);
+    tcase_add_test(tc, content_addressed_parameter);
     tcase_add_test(tc, key_and_watch_parameters);
     suite_add_tcase(s, tc);
     return s;
