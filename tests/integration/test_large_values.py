@@ -477,6 +477,41 @@ def test_sizes_are_stored_inline_up_to_one_mib_and_as_chunks_above(c):
             assert len(named) == 1, (key, named)
 
 
+def stalled_get(port, p, first_bytes=64 * 1024):
+    """A raw GET that reads the head and about first_bytes of the body, then
+    stops reading; returns (socket, {lower-case header: value}, body so far)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(30)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode())
+    got = b""
+    while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < first_bytes:
+        d = s.recv(65536)
+        assert d, "closed after %d bytes: %r" % (len(got), got[:300])
+        got += d
+    head, body = got.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 200 "), lines[0]
+    headers = {ln.split(":", 1)[0].lower(): ln.split(":", 1)[1].strip() for ln in lines[1:]}
+    return s, headers, body
+
+
+def read_rest(s, length, body):
+    """Reads on until length body bytes or the server closes; returns
+    (body, closed early)."""
+    s.settimeout(30)
+    while len(body) < length:
+        try:
+            d = s.recv(1 << 20)
+        except (ConnectionResetError, socket.timeout):
+            d = b""
+        if not d:
+            return body, True
+        body += d
+    return body, False
+
+
 # ---- 100 MiB ------------------------------------------------------------------------
 
 def ensure_big(c, port):
@@ -547,20 +582,8 @@ def test_stalled_download_keeps_lazykvd_memory_bounded(c):
         small = c.request("PUT", path("large/stall/other"), b"other", port=port)
         assert small.status == 201
         rss0 = settled_rss(proc.pid)
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        s.connect(("127.0.0.1", port))
-        s.settimeout(30)
-        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path(BIG_KEY, True).encode())
-        got = b""
-        while len(got) < 16 * 1024:
-            d = s.recv(16 * 1024)
-            assert d, "closed after %d bytes" % len(got)
-            got += d
-        head = got.split(b"\r\n\r\n", 1)[0].decode().lower()
-        assert head.startswith("http/1.1 200 "), head
-        assert "\r\ncontent-length: %d\r\n" % BIG_LEN in head + "\r\n", head
-        body = got.split(b"\r\n\r\n", 1)[1]
+        s, headers, body = stalled_get(port, path(BIG_KEY, True), 16 * 1024)
+        assert headers["content-length"] == str(BIG_LEN), headers
         assert big.startswith(body)
         # stop reading; sample RSS until it holds still
         samples = []
@@ -573,6 +596,42 @@ def test_stalled_download_keeps_lazykvd_memory_bounded(c):
         assert g.status == 200 and g.body == b"other", g
         close_and_wait(s, port)
         assert c.request("GET", "/health", port=port).status == 200
+
+
+def test_a_download_never_mixes_versions(c):
+    """Streaming downloads never mix chunks of two versions: a GET that began
+    before the value was replaced (and the sync ran, default chunk_grace)
+    still completes with the old value, byte for byte; a GET whose set is
+    collected under it (chunk_grace = 0) is cut short (the connection closes
+    before Content-Length bytes), never completed with other bytes."""
+    with own_kvd(c) as (proc, port):
+        key = "large/mix/x"
+        v1, v2, v3 = (rnd_bytes(16 * CHUNK + 1, seed) for seed in (120, 121, 122))
+        assert c.request("PUT", path(key, True), v1, port=port).status == 201
+        s, headers, body = stalled_get(port, path(key))
+        try:
+            assert headers["content-length"] == str(len(v1))
+            w = c.request("PUT", path(key, True), v2, port=port)
+            assert w.status == 200 and w.header("X-Lazykv-Replicas") == "3/3", w
+            sync_ok(c)   # the default chunk_grace keeps v1's set for this download
+            body, cut = read_rest(s, len(v1), body)
+            assert not cut and len(body) == len(v1) and sha_hex(body) == sha_hex(v1), \
+                "a download begun before a replacement did not complete with the old value"
+        finally:
+            s.close()
+        s, headers, body = stalled_get(port, path(key, True))
+        try:
+            assert headers["content-length"] == str(len(v2))
+            w = c.request("PUT", path(key, True), v3, port=port)
+            assert w.status == 200, w
+            collect(c)   # v2's set: unnamed, past a grace of 0: deleted
+            body, cut = read_rest(s, len(v2), body)
+        finally:
+            s.close()
+        assert body == v2[:len(body)], "a download went on with bytes of another value"
+        assert cut and len(body) < len(v2), \
+            "a download completed although its chunks were collected under it"
+        check_whole(c.request("GET", path(key, True), port=port), v3, w.header("ETag"))
 
 
 # ---- ranges -------------------------------------------------------------------------
@@ -814,7 +873,10 @@ def test_kill_9_of_the_sync_half_way_through_a_large_value(c):
     every partition serves the old or the new value whole (the target's
     main row still names the old set); a later full pass makes every
     partition serve the new value; the collector (chunk_grace = 0) leaves
-    no set that nothing names, and each partition holds just the new set."""
+    no set that nothing names, and each partition holds just the new set.
+    The hold assumes what chunks.h's sync step 2 describes: the chunks a
+    target lacks are copied one statement each (INSERT ... ON DUPLICATE KEY
+    UPDATE n = n), in order of n, without locking the set first."""
     with own_kvd(c) as (proc, port):
         key = "large/kill/sync"
         old = rnd_bytes(6 * CHUNK + 1, 30)
