@@ -202,6 +202,11 @@ def stored_digest(value):
     return sha_hex(value)
 
 
+def assert_no_orphans(c, i, prefix):
+    n = orphan_chunks(c, i, prefix)
+    assert n == 0, "partition %d: %d chunk rows under %s that no main row names" % (i, n, prefix)
+
+
 def assert_stored(c, i, key, value, version=None):
     """Partition i holds value whole for key, as the design lays it out:
     len, digest and chunks in the main row; inline (chunks = 0, v = the
@@ -821,7 +826,7 @@ def test_cut_uploads_keep_the_old_value_whole(c):
         # the cut uploads' sets are collected (if the writer did not delete them at once)
         collect(c)
         for i in range(c.n):
-            assert orphan_chunks(c, i, "large/cut/") == 0, i
+            assert_no_orphans(c, i, "large/cut/")
             assert chunk_count(c, i, fresh) == 0, i
             row = assert_stored(c, i, key, old)
             assert chunk_versions(c, i, key) == {row["chunk_version"]}, i
@@ -920,8 +925,14 @@ def test_kill_9_of_the_sync_half_way_through_a_large_value(c):
                      "(%s, %d, 12, UNHEX('%s'), 'held')" % (kh_sql(key), cv, khex(key)))
             sync = subprocess.Popen([os.path.join(c.bindir, "lazykv-sync"), "-c", c.config, "--test"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_for(lambda: chunk_count(c, target, key, version=cv) >= 12,
-                     timeout=60, what="the sync to copy half of the set to partition %d" % target)
+            def half_copied():
+                n = chunk_count(c, target, key, version=cv)
+                assert n >= 12 or sync.poll() is None, \
+                    "the sync ended (exit %s) with %d of 24 chunks at partition %d" % (
+                        sync.returncode, n, target)
+                return n >= 12
+            wait_for(half_copied, timeout=60,
+                     what="the sync to copy half of the set to partition %d" % target)
             assert sync.poll() is None, "the sync ended instead of waiting on the held chunk"
             # half-way: the target still names the old set, every partition serves a whole value
             assert main_row(c, target, key)["version"] == old_version
@@ -944,7 +955,7 @@ def test_kill_9_of_the_sync_half_way_through_a_large_value(c):
         every_partition(c, port, key, lambda r: check_whole(r, new, w1.header("ETag")))
         collect(c)
         for i in range(c.n):
-            assert orphan_chunks(c, i, "large/kill/") == 0, i
+            assert_no_orphans(c, i, "large/kill/")
             assert chunk_versions(c, i, key) == {cv}, (i, chunk_versions(c, i, key), cv)
             assert chunk_count(c, i, key) == 24, i
         assert_converged(c)
@@ -985,7 +996,7 @@ def test_kill_9_of_lazykvd_half_way_through_an_upload(c):
             "a set younger than chunk_grace was collected"
         collect(c)
         for i in range(c.n):
-            assert orphan_chunks(c, i, "large/kill/kvd") == 0, i
+            assert_no_orphans(c, i, "large/kill/kvd")
             row = assert_stored(c, i, key, old)
             assert chunk_versions(c, i, key) == {row["chunk_version"]}, i
         every_partition(c, port, key, lambda r: check_whole(r, old, etag))
@@ -1085,7 +1096,7 @@ def test_ttl_expiry_of_a_chunked_value(c):
             collect(c)
             return all(main_row(c, i, key) is None and chunk_count(c, i, key) == 0
                        for i in range(c.n))
-        wait_for(gone, timeout=60, what="the expired value's rows and chunks to be purged")
+        wait_for(gone, timeout=30, what="the expired value's rows and chunks to be purged")
 
 
 # ---- max_value_size --------------------------------------------------------------------
@@ -1169,7 +1180,7 @@ def test_body_over_max_value_size_is_413_and_stores_nothing(c):
         check_whole(c.request("GET", path("large/413/exact", True), port=port), exact, r.header("ETag"))
         collect(c)
         for i in range(c.n):
-            assert orphan_chunks(c, i, "large/413/") == 0, i
+            assert_no_orphans(c, i, "large/413/")
             assert main_row(c, i, "large/413/new") is None
         for i in range(c.n):
             assert_stored(c, i, key, old)
@@ -1268,7 +1279,7 @@ def test_digest_mismatch_on_a_chunked_upload_stores_nothing(c):
         every_partition(c, port, key, lambda r: check_whole(r, old, etag))
         collect(c)
         for i in range(c.n):
-            assert orphan_chunks(c, i, "large/digest-check/") == 0, i
+            assert_no_orphans(c, i, "large/digest-check/")
             assert_stored(c, i, key, old)
         good = {"Content-Digest": "sha-256=:%s:" % b64(hashlib.sha256(new).digest()),
                 "Repr-Digest": "sha-512=:%s:" % b64(hashlib.sha512(new).digest()),
@@ -1329,7 +1340,7 @@ def test_zz_delete_tree_of_chunked_values_collects_every_chunk(c):
                            for t in ("data", "data_chunks", "data_chunks_gc")]
             return all(v == [0, 0, 0] for v in left.values())
         try:
-            wait_for(nothing_left, timeout=120, what="every large/ row, chunk and candidate to go")
+            wait_for(nothing_left, timeout=60, what="every large/ row, chunk and candidate to go")
         except AssertionError as e:
             if "timed out" not in str(e):
                 raise
