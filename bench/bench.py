@@ -1223,6 +1223,10 @@ class RssSampler:
                "kvd_exited": self.exited, "phases": {}}
         if res["hwm_kib"] is not None and self.before:
             res["hwm_growth_kib"] = res["hwm_kib"] - self.before
+        # the figure held against the target: the samples can miss a peak
+        # shorter than their interval, VmHWM cannot
+        got = [g for g in (res["growth_kib"], res.get("hwm_growth_kib")) if g is not None]
+        res["growth_max_kib"] = max(got) if got else None
         ends = [t for t, _ in self.marks[1:]] + [float("inf")]
         for (t0, name), t1 in zip(self.marks, ends):
             ks = [k for t, k in self.samples if t0 <= t <= t1]
@@ -1232,7 +1236,7 @@ class RssSampler:
 
 def rss_line(res):
     m = lambda kib: "%.1f" % (kib / 1024) if kib is not None else "-"
-    return "RSS %s -> peak %s MiB (+%s MiB; VmHWM +%s)%s" % (
+    return "RSS %s -> sampled peak %s MiB (+%s MiB; VmHWM +%s MiB)%s" % (
         m(res["before_kib"]), m(res["peak_kib"]), m(res["growth_kib"]), m(res.get("hwm_growth_kib")),
         "; lazykvd exited" if res["kvd_exited"] else "")
 
@@ -1260,6 +1264,24 @@ class LargeKvd:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.logpath)
+        except (OSError, TypeError):
+            return 0
+
+    def log_problems(self, since=0, n=6):
+        """Its log's warnings and errors (the bench runs it at log_level =
+        warn) from byte offset since on, the first n."""
+        try:
+            with open(self.logpath, "rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
+        except (OSError, TypeError):
+            return []
+        return [line.rstrip() for line in text.splitlines()
+                if " warn: " in line or " error: " in line][:n]
 
     def log_tail(self, n=5):
         try:
@@ -1522,11 +1544,13 @@ def large_stream(lk, quick, shrink=1):
     t0 = time.monotonic()
     try:
         for name, fn in parts:
+            since = 0
             try:
                 # the memory parts start a fresh lazykvd each; the throughput
                 # part one more, which the range part goes on using
                 if name == "throughput" or (name == "range" and not kv.alive()):
                     kv.fresh()
+                since = kv.log_size() if name == "range" else 0
                 res[name] = fn()
             except Exception as e:           # noqa: BLE001 -- reported, the run goes on
                 import traceback
@@ -1534,11 +1558,11 @@ def large_stream(lk, quick, shrink=1):
                 log("large: %s failed: %s" % (name, short_error(e) if isinstance(e, AssertionError)
                                               else traceback.format_exc().strip()))
                 res[name] = {"error": "%s part failed: %s" % (name, short_error(e))}
-            if kv.proc is not None and not kv.alive():
-                res[name]["kvd_exit"] = {"rc": kv.proc.poll(), "log": kv.log_tail()}
-                log("large: lazykvd exited (%s) during the %s part" % (kv.proc.poll(), name))
-        if kv.alive():
-            res["kvd_start_log"] = [l for l in kv.log_tail(50) if "warn" in l.lower()][:5]
+            if kv.proc is not None:
+                res[name]["kvd_log"] = kv.log_problems(since)
+                if not kv.alive():
+                    res[name]["kvd_exit"] = {"rc": kv.proc.poll(), "log": kv.log_tail()}
+                    log("large: lazykvd exited (%s) during the %s part" % (kv.proc.poll(), name))
     finally:
         # leave nothing large behind for the sections after this one
         if kv.alive():
