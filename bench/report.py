@@ -199,9 +199,10 @@ def large_lines(ls):
                   "the bytes in memory) writes the same %s as %d rows of 1 MiB, one autocommitted "
                   "INSERT each, into one table shaped as src/chunks.h's `@T_chunks`, on the key's "
                   "master mariadbd (partition %s), then reads them back with one point SELECT each. "
-                  "In turn with lazykvd, %d time(s); medians (MB = 10^6 bytes)."
+                  "In turn with lazykvd, %d time(s): MB/s are medians (MB = 10^6 bytes), the "
+                  "ratio is the median of each run's ratio to the ceiling run right after it."
                   % (mib(sz["throughput"]), sz["throughput"] >> 20, tp.get("master"), len(tp["runs"])), "",
-                  "| | lazykvd MB/s | ceiling MB/s | ratio | target | runs (lazykvd / ceiling MB/s) |",
+                  "| | lazykvd MB/s | ceiling MB/s | ratio | target | runs (lazykvd / ceiling MB/s: ratio) |",
                   "|---|---|---|---|---|---|"]
         for verb, k, ck, rk in (("POST", "post_MBps", "write_MBps", "post_ratio"),
                                 ("GET", "get_MBps", "read_MBps", "get_ratio")):
@@ -209,7 +210,7 @@ def large_lines(ls):
             for run in tp["runs"]:
                 a = "%.0f" % run[k] if k in run else "failed"
                 b = "%.0f" % run["ceiling"][ck] if run["ceiling"]["ok"] else "failed"
-                cells.append("%s / %s" % (a, b))
+                cells.append("%s / %s%s" % (a, b, ": %.2f" % run[rk] if rk in run else ""))
             v = tp.get(k)
             cv = tp.get("ceiling_" + ck)
             lines.append("| %s | %s | %s | **%s** | >= 0.5 | %s |"
