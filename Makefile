@@ -233,9 +233,13 @@ build/bench/loader: bench/loader.c
 	@mkdir -p build/bench
 	$(CC) $(CFLAGS) -o $@ $< $(PKG_LIBS)
 
+build/bench/blobceiling: bench/blobceiling.c
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS) -o $@ $< $(PKG_LIBS)
+
 bench:
 	@tools/deps.sh bench
-	@$(MAKE) --no-print-directory all build/bench/mhd_fixed build/bench/loader
+	@$(MAKE) --no-print-directory all build/bench/mhd_fixed build/bench/loader build/bench/blobceiling
 	@python3 bench/bench.py $(if $(QUICK),--quick) $(if $(ONLY),--only "$(ONLY)")
 
 # ---- sanitizers, lint ------------------------------------------------------

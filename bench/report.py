@@ -63,6 +63,222 @@ def targets(r):
     return out
 
 
+def mib(size):
+    return "%g MiB" % (size / 1048576.0) if size % 1048576 else "%d MiB" % (size >> 20)
+
+
+def large_targets(r):
+    """Issue 14's target rows (bench.py large_stream): (name, value, op,
+    goal, met), value a number or a string saying why it is not one. A
+    figure whose transfers failed never meets its target: what it measured
+    is shown with the failure."""
+    ls = r.get("large_stream")
+    if not ls:
+        return []
+    sz, shrink = ls["sizes"], ls.get("shrink", 1)
+    tag = " (sizes / %d: a check of the harness, not the target)" % shrink if shrink != 1 else ""
+    out = []
+
+    def row(name, op, goal, value, failure):
+        if isinstance(value, (int, float)) and value == value:
+            met = {">=": value >= goal, "<=": value <= goal}[op] and not failure
+            shown = "%.2f" % value + (" (%s)" % failure if failure else "")
+        else:
+            met = False
+            shown = "failed: " + failure if failure and failure.startswith("lazykvd exited") \
+                else "failed (see below)" if failure else "not measured"
+        out.append((name + tag, shown, op, goal, met))
+
+    def growth(x):
+        """MiB: the larger of the sampled growth and VmHWM's."""
+        g = x.get("growth_max_kib", x.get("growth_kib"))
+        return g / 1024 if g is not None else None
+
+    def died(x):
+        return "lazykvd exited (%s)" % x["kvd_exit"]["rc"] if x.get("kvd_exit") else None
+
+    one = ls.get("one", {})
+    fail = died(one) or one.get("error")
+    if not fail and not one.get("ok"):
+        up, down = one.get("upload") or {}, one.get("download") or {}
+        fail = "upload failed" if not up.get("ok") else "download failed" if down else "no download"
+    row("lazykvd RSS growth while one %s value is uploaded, then downloaded, MiB" % mib(sz["one"]),
+        "<=", 16, growth(one), fail)
+    cc = r["large_stream"].get("concurrent", {})
+    n = sz["concurrent_n"]
+    fail = died(cc) or cc.get("error")
+    if not fail and not cc.get("ok"):
+        fail = "%d of %d uploads, %d of %d downloads ok" % (cc.get("uploads_ok", 0), n,
+                                                             cc.get("downloads_ok", 0), n)
+    row("lazykvd RSS growth while %d x %s are uploaded at once, then downloaded, MiB"
+        % (n, mib(sz["concurrent"])), "<=", 64,
+        growth(cc), fail)
+    tp = ls.get("throughput", {})
+    runs = len(tp.get("runs", []))
+    for verb, key, okey, what in (("POST", "post_ratio", "posts_ok", "INSERTs"),
+                                  ("GET", "get_ratio", "gets_ok", "SELECTs")):
+        fail = died(tp) or tp.get("error")
+        if not fail and tp.get(okey, 0) < runs:
+            fail = "%d of %d %ss ok" % (tp.get(okey, 0), runs, verb)
+        if not fail and key not in tp:
+            fail = "the ceiling failed"
+        row("%s of a %s value, MB/s vs the C client's %d x 1 MiB %s on the same mariadbd"
+            % (verb, mib(sz["throughput"]), sz["throughput"] >> 20, what), ">=", 0.5,
+            tp.get(key), fail)
+    rg = ls.get("range", {})
+    fail = died(rg) or rg.get("error") or rg.get("range_error")
+    row("1 MiB range of a %s value vs GET of a 1 MiB value, median latency, x" % mib(sz["range"]),
+        "<=", 2, rg.get("ratio"), fail)
+    return out
+
+
+def large_lines(ls):
+    """The lines of the large-value section (bench.py large_stream)."""
+    sz, shrink = ls["sizes"], ls.get("shrink", 1)
+    n = sz["concurrent_n"]
+    f1 = lambda kib: "%.1f" % (kib / 1024) if kib is not None else "-"
+    lines = ["## Large values, streamed (issue 14)", ""]
+    if shrink != 1:
+        lines += ["**Sizes divided by %d** (`--large-shrink %d`): the 512, 64 and 256 MiB values "
+                  "are %s, %s and %s here, to try the harness where the full sizes cannot be "
+                  "stored; the targets are for the full sizes." % (shrink, shrink, mib(sz["one"]),
+                                                                  mib(sz["concurrent"]), mib(sz["range"])), ""]
+    lines += ["A lazykvd of its own on the same cluster with `max_value_size = %d` (a fresh "
+              "process for each memory figure). The client streams: each body is sent from a "
+              "generator, 1 MiB at a time with its Content-Length, and each answer is read into "
+              "one 1 MiB buffer and dropped, its SHA-256 checked against the value's. Uploads are "
+              "lazy POSTs (`/bucket/KEY`, written at the master), downloads canonical GETs "
+              "(`/canonicalbucket/KEY`, from the master: a lazy GET may pick a partition the sync "
+              "has not reached). RSS: VmRSS from /proc/PID/status every 50 ms, after one small "
+              "write and read; and VmHWM, the kernel's own peak (reset through clear_refs when "
+              "the sampling starts), which a peak shorter than 50 ms cannot escape. The figure held "
+              "against the target is the larger of the two growths."
+              % ls["max_value_size"], "",
+              "### lazykvd memory", "",
+              "| | RSS before, MiB | sampled peak while uploading | sampled peak while downloading | growth (sampled peak - before) | VmHWM - before | target | transfers |",
+              "|---|---|---|---|---|---|---|---|"]
+    for key, label, goal in (("one", "one %s value" % mib(sz["one"]), 16),
+                             ("concurrent", "%d x %s at once" % (n, mib(sz["concurrent"])), 64)):
+        x = ls.get(key, {})
+        if not x.get("before_kib"):     # not run, or lazykvd gone before it began
+            lines.append("| %s | - | - | - | - | - | <= %d MiB | %s%s |"
+                         % (label, goal, x.get("error") or (x.get("upload") or {}).get("error") or
+                            "not run", exited(x)))
+            continue
+        if key == "one":
+            up, down = x["upload"], x.get("download")
+            tr = "upload: %s; download: %s" % (
+                "%s in %.1f s" % (up["status"], up["seconds"]) if up["ok"] else up.get("error"),
+                ("%d bytes, digest ok, in %.1f s" % (down["bytes"], down["seconds"]) if down["ok"]
+                 else down.get("error")) if down else "not tried")
+        else:
+            errs = sorted(set(u.get("error") for u in x["uploads"] if not u.get("ok")) |
+                          set(d.get("error") for d in x["downloads"] if not d.get("ok")))
+            tr = "%d of %d uploads ok (%.1f s), %s%s" % (
+                x["uploads_ok"], n, x["upload_s"],
+                "%d of %d downloads ok, digests checked (%.1f s)" % (
+                    x["downloads_ok"], x["uploads_ok"], x["download_s"]) if x["uploads_ok"]
+                else "no download tried", "; " + "; ".join(errs) if errs else "")
+        tr += exited(x)
+        tried = x.get("download") if key == "one" else x.get("downloads")
+        big = x.get("growth_max_kib")
+        b = lambda kib: "**%s**" % f1(kib) if kib is not None and kib == big else f1(kib)
+        lines.append("| %s | %s | %s | %s | %s | %s | <= %d MiB | %s |"
+                     % (label, f1(x["before_kib"]), f1(x["phases"].get("upload")),
+                        f1(x["phases"].get("download")) if tried else "- (none tried)",
+                        b(x["growth_kib"]),
+                        b(x.get("hwm_growth_kib")), goal, tr))
+    tp = ls.get("throughput", {})
+    lines += ["", "### Throughput of one %s POST and GET against the ceiling" % mib(sz["throughput"]), ""]
+    if tp.get("kvd_exit"):
+        lines += [exited(tp)[2:], ""]
+    if tp.get("error"):
+        lines.append("Not measured: %s" % tp["error"])
+    else:
+        lines += ["The ceiling: `bench/blobceiling.c` (MariaDB Connector/C, prepared statements, "
+                  "the bytes in memory) writes the same %s as %d rows of 1 MiB, one autocommitted "
+                  "INSERT each, into one table shaped as src/chunks.h's `@T_chunks`, on the key's "
+                  "master mariadbd (partition %s), then reads them back with one point SELECT each. "
+                  "In turn with lazykvd, %d time(s): MB/s are medians (MB = 10^6 bytes), the "
+                  "ratio is the median of each run's ratio to the ceiling run right after it."
+                  % (mib(sz["throughput"]), sz["throughput"] >> 20, tp.get("master"), len(tp["runs"])), "",
+                  "| | lazykvd MB/s | ceiling MB/s | ratio | target | runs (lazykvd / ceiling MB/s: ratio) |",
+                  "|---|---|---|---|---|---|"]
+        for verb, k, ck, rk in (("POST", "post_MBps", "write_MBps", "post_ratio"),
+                                ("GET", "get_MBps", "read_MBps", "get_ratio")):
+            cells = []
+            for run in tp["runs"]:
+                a = "%.0f" % run[k] if k in run else "failed"
+                b = "%.0f" % run["ceiling"][ck] if run["ceiling"]["ok"] else "failed"
+                cells.append("%s / %s%s" % (a, b, ": %.2f" % run[rk] if rk in run else ""))
+            v = tp.get(k)
+            cv = tp.get("ceiling_" + ck)
+            lines.append("| %s | %s | %s | **%s** | >= 0.5 | %s |"
+                         % (verb, "%.0f" % v if v else "failed", "%.0f" % cv if cv else "failed",
+                            "%.2f" % tp[rk] if rk in tp else "-", ", ".join(cells)))
+        errs = []
+        for run in tp["runs"]:
+            for part in ("post", "get"):
+                if run.get(part) and not run[part].get("ok"):
+                    errs.append(run[part]["error"])
+            if not run["ceiling"]["ok"]:
+                errs.append(run["ceiling"]["error"])
+        for e in sorted(set(errs)):
+            lines.append("")
+            lines.append("Failed: %s (x %d)" % (e, errs.count(e)))
+    rg = ls.get("range", {})
+    lines += ["", "### A 1 MiB range of a %s value" % mib(sz["range"]), ""]
+    if rg.get("kvd_exit"):
+        lines += [exited(rg)[2:], ""]
+    if rg.get("error"):
+        lines.append("Not measured: %s" % rg["error"])
+    else:
+        lines.append("`Range: bytes=A-(A+1 MiB-1)` on the canonical path, A spread over the middle "
+                     "half of the value and never on a 1 MiB boundary (each range spans two "
+                     "chunks), its bytes and Content-Range checked; against a GET of a 1 MiB value "
+                     "(inline: one chunk's size), in turn on two kept-alive connections, %d of each "
+                     "after 2 of each not counted. Latency: request sent to last byte read."
+                     % rg["n"])
+        lines.append("")
+        med = lambda xs: "%.2f ms (%.2f-%.2f, %d)" % (rg_med(xs), min(xs), max(xs), len(xs)) if xs else "-"
+        lines.append("- GET of a 1 MiB value: median %s" % med(rg.get("get_ms", [])))
+        if "ratio" in rg:
+            lines.append("- 1 MiB range: median %s: **%.2f x** the GET (target <= 2); "
+                         "`Accept-Ranges: %s`" % (med(rg["range_ms"]), rg["ratio"], rg.get("accept_ranges")))
+        else:
+            first = rg.get("range_first") or {}
+            lines.append("- 1 MiB range: **failed**: %s%s; `Accept-Ranges` %s"
+                         % (rg.get("range_error"),
+                            " (%d bytes read in %.0f ms)" % (first["bytes"], first["seconds"] * 1000)
+                            if first.get("seconds") else "",
+                            "`%s`" % rg["accept_ranges"] if rg.get("accept_ranges") else "absent"))
+        for e in sorted(set(rg.get("errors", []))):
+            lines.append("- failed: %s (x %d)" % (e, rg["errors"].count(e)))
+    logs = [(part, ls[part]["kvd_log"]) for part in ("one", "concurrent", "throughput", "range")
+            if ls.get(part, {}).get("kvd_log")]
+    if logs:
+        lines += ["", "What lazykvd logged (warnings and errors, the first few of each part's lazykvd):", ""]
+        for part, got in logs:
+            lines += ["- %s: %s" % (part, " / ".join("`%s`" % l.replace("|", "/") for l in got))]
+    lines += ["", "The section took %.0f s." % ls.get("seconds", 0)]
+    return lines
+
+
+def exited(x):
+    """"; **lazykvd exited** ..." when it died during this part, else ""."""
+    e = x.get("kvd_exit")
+    if not e:
+        return ""
+    return "; **lazykvd exited** (%s)%s" % (e["rc"], ": " + " / ".join(
+        "`%s`" % line.replace("|", "/") for line in e["log"][-2:]) if e["log"] else "")
+
+
+def rg_med(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
 def watches(w):
     """The lines of the parked-watches section (bench.py parked_watches)."""
     n = "{:,}".format(w["watches"])
@@ -192,12 +408,15 @@ def main():
              "lazykvd: `threads = %d` (%d event loops). Each figure is the median of %d run(s) of %d s; ratios compare "
              "systems measured in this same run. Produced by `%s`."
              % (m["cpus"], m["threads"], m.get("workers", m["threads"]), m["runs"], m["seconds"],
-                "bench/bench.py%s --section %s" % (" --quick" if m["quick"] else "", m["section"])
+                "bench/bench.py%s --section %s%s" % (" --quick" if m["quick"] else "", m["section"],
+                                                     " --large-shrink %d" % m["large_shrink"]
+                                                     if m.get("large_shrink", 1) != 1 else "")
                 if m.get("section") else "make bench%s" % (" QUICK=1" if m["quick"] else "")),
              "", "## Targets (concurrency 64)", "", "| Target | Measured | Goal | Met |",
              "|---|---|---|---|"]
-    for name, value, op, goal, met in targets(r):
-        lines.append("| %s | %.2f | %s %s | %s |" % (name, value, op, goal, "yes" if met else "**no**"))
+    for name, value, op, goal, met in targets(r) + large_targets(r):
+        shown = value if isinstance(value, str) else "%.2f" % value
+        lines.append("| %s | %s | %s %s | %s |" % (name, shown, op, goal, "yes" if met else "**no**"))
     t = r.get("throughput", {})
     if t:
         lines += ["", "## Throughput (requests/s: median, min-max) and latency", "",
@@ -280,6 +499,8 @@ def main():
                      sp["answered_s"])]
     if r.get("watches"):
         lines += [""] + watches(r["watches"])
+    if r.get("large_stream"):
+        lines += [""] + large_lines(r["large_stream"])
     s = r.get("sync")
     if s:
         lines += ["", "## Sync", ""] + sync_lines(s)
