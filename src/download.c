@@ -22,6 +22,13 @@ struct piece {
     uint64_t pos;               /* of data[0] */
 };
 
+/* Chunks read ahead of the one being sent, at most: the worker asks for
+ * the next as soon as one lands, so its reads follow each other without
+ * waiting for libmicrohttpd's thread (one read ahead left the database idle
+ * while the client took each chunk). A download then holds at most three
+ * chunks: one being sent and two read, or one read and one being read. */
+#define AHEAD_MAX 2
+
 struct download {
     pthread_mutex_t lock;
     int refs;                   /* the response's, and the read in flight's */
@@ -35,7 +42,8 @@ struct download {
     uint32_t next_n;            /* the next chunk to read */
     uint64_t next_pos;          /* ... and where its bytes go */
     struct piece sending;       /* the chunk being sent */
-    struct piece ahead;         /* the chunk read ahead */
+    struct piece ahead[AHEAD_MAX]; /* the chunks read ahead, in order */
+    int nahead;
     struct piece flying;        /* the room of the read in flight */
     enum lkv_status st;
     void *conn;                 /* ref */
@@ -49,7 +57,8 @@ static void download_free(struct download *d)
     pthread_mutex_destroy(&d->lock);
     kv_op_free(&d->op);
     free(d->sending.data);
-    free(d->ahead.data);
+    for (int i = 0; i < d->nahead; i++)
+        free(d->ahead[i].data);
     free(d->flying.data);
     free(d->key);
     free(d);
@@ -59,7 +68,8 @@ static void download_free(struct download *d)
  * or waiting to be sent; 1 when the caller is to submit it. */
 static int read_next(struct download *d)
 {
-    if (d->flying.data || d->ahead.data || d->st != LKV_OK || d->next_n > d->span.last)
+    if (d->flying.data || d->nahead == AHEAD_MAX || d->st != LKV_OK || d->next_n > d->span.last ||
+        d->released)
         return 0;
     uint32_t n = d->next_n;
     uint32_t from = n == d->span.first ? d->span.skip : 0;
@@ -134,7 +144,7 @@ static void landed(struct kv_op *op)
     struct download *d = op->arg;
     pthread_mutex_lock(&d->lock);
     if (op->st == LKV_OK && op->job.chunk_len == d->flying.len) {
-        d->ahead = d->flying;
+        d->ahead[d->nahead++] = d->flying;
         d->next_pos += d->flying.len;
         d->next_n++;
     } else {
@@ -144,13 +154,16 @@ static void landed(struct kv_op *op)
             d->st = op->st == LKV_OK || op->st == LKV_ENOTFOUND ? LKV_EINTERNAL : op->st;
     }
     d->flying.data = NULL;
+    int go = read_next(d);
     void *conn = d->parked;
     d->parked = NULL;
     int last = --d->refs == 0;
     pthread_mutex_unlock(&d->lock);
     if (conn)
         d->hooks->resume(conn);
-    if (last)
+    if (go)
+        submit(d);
+    else if (last)
         download_free(d);
 }
 
@@ -175,9 +188,10 @@ ssize_t download_read(struct download *d, uint64_t pos, char *buf, size_t max)
                 submit(d);
             return (ssize_t)n;
         }
-        if (s->data == NULL && d->ahead.data) {
-            *s = d->ahead;
-            d->ahead.data = NULL;
+        if (s->data == NULL && d->nahead > 0) {
+            *s = d->ahead[0];
+            d->nahead--;
+            memmove(&d->ahead[0], &d->ahead[1], (size_t)d->nahead * sizeof(d->ahead[0]));
             continue;
         }
         if (s->data) { /* a position outside the chunk being sent: a bug */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunks.h"
 #include "clock.h"
 #include "placement.h"
 #include "prober.h"
@@ -199,10 +200,17 @@ static void write_done(struct job *j)
     replicate(op);
 }
 
+static void write_held_value(struct worker *w, struct kv_op *op);
+
 static void run_write(struct worker *w, struct kv_op *op)
 {
     rcache_invalidate(&w->cache, op->rec.key, op->rec.key_len);
     op->master = placement_master(op->rec.key, op->rec.key_len, w->be->partitions);
+    if (op->rec.value && op->rec.value_len > CHUNKS_INLINE_MAX && !op->rec.deleted &&
+        op->rec.chunks == 0) {
+        write_held_value(w, op); /* its chunks first, then this write */
+        return;
+    }
     op->written = 1;
     op->job.rec = &op->rec;
     op->job.need_created = op->need_created;
@@ -276,6 +284,65 @@ static void run_chunk(struct worker *w, struct kv_op *op)
     submit(w, worker_lane(w, p, LANE_CHUNK), j);
     if (--op->pending == 0)
         finish(op, j->st);
+}
+
+/* A value over one chunk that a request holds whole (a content-addressed
+ * write learns its key only at its last byte, so its body could not stream
+ * to the master as it came): written as chunks from memory, one at a time
+ * (teed when canonical), then switched to by the write itself. */
+static void held_chunk_next(struct worker *w, struct kv_op *op);
+
+static void held_chunk_done(struct job *j)
+{
+    struct kv_op *op = j->arg;
+    struct worker *w = op->worker;
+    if (j != &op->job && j->st != LKV_OK)
+        op->tee_dropped[j - op->copies] = 1;
+    if (--op->pending > 0)
+        return;
+    struct job *m = &op->job;
+    if (m->st == LKV_EPRECOND && m->chunk_n == 0) {
+        m->chunk_set++; /* the set's name was taken in the same microsecond */
+        held_chunk_next(w, op);
+        return;
+    }
+    if (m->st != LKV_OK) {
+        finish(op, m->st == LKV_EPRECOND ? LKV_EUNAVAIL : m->st);
+        return;
+    }
+    if (++m->chunk_n < chunks_count(op->rec.value_len)) {
+        held_chunk_next(w, op);
+        return;
+    }
+    op->rec.chunks = chunks_count(op->rec.value_len);
+    op->rec.chunk_version = m->chunk_set;
+    free(op->copies); /* the tee's; replicate() has its own */
+    op->copies = NULL;
+    free(op->tee_dropped);
+    op->tee_dropped = NULL;
+    run_write(w, op);
+}
+
+static void held_chunk_next(struct worker *w, struct kv_op *op)
+{
+    struct job *j = &op->job;
+    j->rec = &op->rec;
+    j->chunk_io = CHUNK_PUT;
+    j->chunk_data = op->rec.value + (size_t)j->chunk_n * CHUNKS_SIZE;
+    j->chunk_len = chunks_len(op->rec.value_len, j->chunk_n);
+    j->done = held_chunk_done;
+    j->arg = op;
+    op->pending = 1;
+    if (op->canonical && w->be->partitions > 1)
+        tee_chunk(w, op);
+    submit(w, worker_lane(w, op->master, LANE_CHUNK), j);
+}
+
+static void write_held_value(struct worker *w, struct kv_op *op)
+{
+    op->job.chunk_set = version_now_us();
+    op->job.chunk_n = 0;
+    held_chunk_next(w, op);
 }
 
 /* ---- lists ---------------------------------------------------------------- */

@@ -77,6 +77,11 @@ static const char *const templates[] = {
     [ST_GC_LOCK] = "SELECT chunks, chunk_version FROM `@T` WHERE k = ? FOR UPDATE",
     [ST_GC_DELETE] = "DELETE FROM `@T_chunks` WHERE kh = ? AND version = ?",
     [ST_GC_FORGET] = "DELETE FROM `@T_chunks_gc` WHERE kh = ? AND version = ?",
+    /* Each chunked row's set counted by primary key (ref on kh, version). */
+    [ST_INCOMPLETE] = "SELECT m.k, m.chunks, COUNT(c.n) FROM `@T` m LEFT JOIN `@T_chunks` c"
+                      " ON c.kh = UNHEX(SHA2(m.k, 256)) AND c.version = m.chunk_version"
+                      " WHERE m.chunks > 0 AND m.deleted = 0 GROUP BY m.k"
+                      " HAVING COUNT(c.n) <> m.chunks",
     /* The table name is bound: here it is a value to compare. */
     [ST_SCHEMA] = "SELECT COUNT(*), COALESCE(MAX(COLUMN_NAME = 'chunk_version'), 0)"
                   " FROM information_schema.COLUMNS"
@@ -1062,8 +1067,9 @@ static enum lkv_status write_chunk(struct pconn *c, const struct record *rec, ui
     return run(c, s, p);
 }
 
-enum lkv_status store_copy_chunks(struct pconn *source, struct pconn *target,
-                                  const struct record *rec, int *skipped)
+/* store_copy_chunks; force: whatever target's version. */
+static enum lkv_status copy_chunks(struct pconn *source, struct pconn *target,
+                                   const struct record *rec, int force, int *skipped)
 {
     *skipped = 0;
     if (rec->chunks > CHUNKS_VALUE_MAX / CHUNKS_SIZE) {
@@ -1079,7 +1085,7 @@ enum lkv_status store_copy_chunks(struct pconn *source, struct pconn *target,
         store_row_chunks(target, rec->key, rec->key_len, &found, &version, &chunks, &set);
     if (st != LKV_OK)
         return st;
-    if (found && version >= rec->version) {
+    if (found && version >= rec->version && !force) {
         *skipped = 1; /* the copy would change nothing there */
         return LKV_OK;
     }
@@ -1116,6 +1122,53 @@ enum lkv_status store_copy_chunks(struct pconn *source, struct pconn *target,
             st = write_chunk(target, rec, n, buf, len);
     }
     free(buf);
+    return st;
+}
+
+enum lkv_status store_copy_chunks(struct pconn *source, struct pconn *target,
+                                  const struct record *rec, int *skipped)
+{
+    return copy_chunks(source, target, rec, 0, skipped);
+}
+
+enum lkv_status store_complete_chunks(struct pconn *source, struct pconn *target,
+                                      const struct record *rec)
+{
+    int skipped = 0;
+    enum lkv_status st = copy_chunks(source, target, rec, 1, &skipped);
+    if (st == LKV_OK && skipped) {
+        snprintf(source->last_error, sizeof(source->last_error),
+                 "the set is not whole here either");
+        st = LKV_ENOTFOUND;
+    }
+    return st;
+}
+
+enum lkv_status store_incomplete_sets(struct pconn *c, store_incomplete_fn fn, void *arg)
+{
+    enum lkv_status st;
+    MYSQL_STMT *s = pconn_stmt(c, ST_INCOMPLETE, &st);
+    if (s == NULL)
+        return st;
+    if ((st = run(c, s, NULL)) != LKV_OK)
+        return st;
+    char key[STORE_KEY_MAX];
+    unsigned long klen = 0;
+    uint32_t chunks = 0;
+    uint64_t held = 0;
+    MYSQL_BIND r[3];
+    bind_out(&r[0], MYSQL_TYPE_BLOB, key, sizeof(key), &klen);
+    bind_u32(&r[1], &chunks);
+    bind_u64(&r[2], &held);
+    if (mysql_stmt_bind_result(s, r) != 0)
+        return pconn_fail(c, s);
+    if (mysql_stmt_store_result(s) != 0) /* fn may run statements on c */
+        return pconn_fail(c, s);
+    int rc;
+    while ((rc = mysql_stmt_fetch(s)) == 0)
+        fn(key, klen, chunks, (uint32_t)held, arg);
+    st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
+    finish(c, ST_INCOMPLETE);
     return st;
 }
 

@@ -110,6 +110,7 @@ enum store_stmt {
     ST_GC_LOCK,      /* chunks, chunk_version of a key, locked */
     ST_GC_DELETE,    /* a set's chunks */
     ST_GC_FORGET,    /* a set's candidate row */
+    ST_INCOMPLETE,   /* live rows naming a set not held whole (verify) */
     ST_APPLY_MANY,   /* versioned upsert of 1 copy; + i for 1 << i rows */
     ST_COUNT = ST_APPLY_MANY + STORE_MANY_LOG + 1
 };
@@ -295,6 +296,17 @@ enum lkv_status store_row_chunks(struct pconn *c, const char *key, size_t key_le
  * that still names the set is LKV_EINTERNAL with source->last_error set. */
 enum lkv_status store_copy_chunks(struct pconn *source, struct pconn *target,
                                   const struct record *rec, int *skipped);
+
+/* The same for verify --repair of a set found incomplete at target (whose
+ * main row names it): the chunks it lacks are copied whatever the versions. */
+enum lkv_status store_complete_chunks(struct pconn *source, struct pconn *target,
+                                      const struct record *rec);
+
+/* Calls fn for each live row of c that names a chunk set it does not hold
+ * whole (chunks: how many the row names; held: how many are there). */
+typedef void (*store_incomplete_fn)(const char *key, size_t len, uint32_t chunks, uint32_t held,
+                                    void *arg);
+enum lkv_status store_incomplete_sets(struct pconn *c, store_incomplete_fn fn, void *arg);
 
 /* The collector: deletes the chunk sets of c that no main row names and
  * that became candidates more than grace_s seconds ago (chunks.h); *sets

@@ -251,6 +251,7 @@ def test_large_values_are_read_in_batches_of_batch_bytes(c):
     once and exact, and the reads shrink to what a batch holds."""
     cfg = c.kvd_config({"batch_size": 1000}, append="[sync]\nbatch_bytes = 1048576",
                        name="sync-bytes.cfg")
+    pass_ok(c, cfg)  # what earlier tests left pending is not counted below
     try:
         c.sql(1, "INSERT INTO data (k, v, ctype, version, deleted, seq) SELECT"
                  " CONCAT('speedbig/', LPAD(seq, 3, '0')), REPEAT(CHAR(65 + seq % 26), 200000),"
