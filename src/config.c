@@ -377,7 +377,7 @@ static int load_partition(struct loader *ld, struct lkv_config *cfg, int i)
 
 static int check_store(struct loader *ld, const struct lkv_config *cfg)
 {
-    if (strlen(cfg->table_name) + TABLE_SUFFIX_MAX > 64)
+    if (cfg->table_name && strlen(cfg->table_name) + TABLE_SUFFIX_MAX > 64)
         return fail(ld, "store", "table_name",
                     "must be at most %d bytes (lazykv names tables and triggers after it),"
                     " got '%s'", (int)(64 - TABLE_SUFFIX_MAX), cfg->table_name);

@@ -970,11 +970,12 @@ enum lkv_status store_row_chunks(struct pconn *c, const char *key, size_t key_le
         return st;
     MYSQL_BIND p[1], r[3];
     unsigned long klen;
+    *version = *set = 0;
+    *chunks = 0;
+    *found = 0;
     bind_blob(&p[0], key, key_len, &klen);
     if ((st = run(c, s, p)) != LKV_OK)
         return st;
-    *version = *set = 0;
-    *chunks = 0;
     bind_u64(&r[0], version);
     bind_u32(&r[1], chunks);
     bind_u64(&r[2], set);
@@ -1078,9 +1079,9 @@ static enum lkv_status copy_chunks(struct pconn *source, struct pconn *target,
                  CHUNKS_VALUE_MAX / CHUNKS_SIZE);
         return LKV_EINTERNAL;
     }
-    int found;
-    uint64_t version, set;
-    uint32_t chunks;
+    int found = 0;
+    uint64_t version = 0, set = 0;
+    uint32_t chunks = 0;
     enum lkv_status st =
         store_row_chunks(target, rec->key, rec->key_len, &found, &version, &chunks, &set);
     if (st != LKV_OK)
@@ -1184,6 +1185,7 @@ struct gc_candidate {
 static enum lkv_status gc_list(struct pconn *c, int grace_s, int limit,
                                struct gc_candidate *cand, int *n)
 {
+    *n = 0;
     enum lkv_status st;
     MYSQL_STMT *s = pconn_stmt(c, ST_GC_LIST, &st);
     if (s == NULL)
@@ -1191,6 +1193,7 @@ static enum lkv_status gc_list(struct pconn *c, int grace_s, int limit,
     MYSQL_BIND p[2], r[3];
     uint64_t grace_us = (uint64_t)grace_s * 1000000u;
     struct gc_candidate row;
+    memset(&row, 0, sizeof(row));
     bind_u64(&p[0], &grace_us);
     bind_int(&p[1], &limit);
     if ((st = run(c, s, p)) != LKV_OK)
@@ -1272,7 +1275,7 @@ static enum lkv_status gc_one(struct pconn *c, const struct gc_candidate *x, int
 enum lkv_status store_collect_chunks(struct pconn *c, int grace_s, uint64_t *sets)
 {
     enum { GC_BATCH = 64 };
-    struct gc_candidate *cand = malloc(GC_BATCH * sizeof(*cand));
+    struct gc_candidate *cand = calloc(GC_BATCH, sizeof(*cand));
     if (cand == NULL)
         return LKV_ENOMEM;
     enum lkv_status st = LKV_OK;
