@@ -2,6 +2,12 @@
  * download.c -- a chunked value sent as its chunks are read. See
  * download.h. Positions are relative to the first byte sent.
  *
+ * Two reads may be in flight at once, on the partition's two chunk lanes
+ * (kv.h: even chunks on one, odd on the other), so the database reads the
+ * next chunks while the client takes this one, and the two chunks a range
+ * usually spans are read side by side. A download holds at most three
+ * chunks: the one being sent and two read or being read.
+ *
  * The lock guards everything both threads touch. A read is handed to the
  * worker outside the lock: worker_submit answers at once, on the caller's
  * thread, when the worker has stopped.
@@ -16,38 +22,41 @@
 #include "kv.h"
 #include "worker.h"
 
+#define AHEAD_MAX 2 /* chunks read or being read ahead of the one being sent */
+
 struct piece {
     char *data;                 /* owned, or NULL */
     size_t len;
     uint64_t pos;               /* of data[0] */
 };
 
-/* Chunks read ahead of the one being sent, at most: the worker asks for
- * the next as soon as one lands, so its reads follow each other without
- * waiting for libmicrohttpd's thread (one read ahead left the database idle
- * while the client took each chunk). A download then holds at most three
- * chunks: one being sent and two read, or one read and one being read. */
-#define AHEAD_MAX 2
+/* One read: its operation and the room it reads into. */
+struct flight {
+    struct kv_op op;            /* KV_OP_CHUNK */
+    struct piece room;
+    int busy;
+    struct download *d;
+};
 
 struct download {
     pthread_mutex_t lock;
-    int refs;                   /* the response's, and the read in flight's */
+    int refs;                   /* the response's, and each read in flight's */
     int released;
     struct worker *worker;      /* ref: the key's */
     const struct stream_hooks *hooks; /* ref */
-    struct kv_op op;            /* the read in flight (KV_OP_CHUNK) */
+    struct flight flight[AHEAD_MAX];
     char *key;                  /* owned */
-    uint64_t first;             /* the value's bytes sent: [first, last] */
+    uint64_t set;
+    int partition;
     struct chunks_span span;
     uint32_t next_n;            /* the next chunk to read */
     uint64_t next_pos;          /* ... and where its bytes go */
     struct piece sending;       /* the chunk being sent */
-    struct piece ahead[AHEAD_MAX]; /* the chunks read ahead, in order */
-    int nahead;
-    struct piece flying;        /* the room of the read in flight */
+    uint64_t send_pos;          /* where the chunk to send after it starts */
+    struct piece ahead[AHEAD_MAX]; /* chunks read, in no particular order */
     enum lkv_status st;
     void *conn;                 /* ref */
-    void *parked;               /* conn, while it waits for the read */
+    void *parked;               /* conn, while it waits for a read */
 };
 
 static void landed(struct kv_op *op);
@@ -55,46 +64,70 @@ static void landed(struct kv_op *op);
 static void download_free(struct download *d)
 {
     pthread_mutex_destroy(&d->lock);
-    kv_op_free(&d->op);
-    free(d->sending.data);
-    for (int i = 0; i < d->nahead; i++)
+    for (int i = 0; i < AHEAD_MAX; i++) {
+        kv_op_free(&d->flight[i].op);
+        free(d->flight[i].room.data);
         free(d->ahead[i].data);
-    free(d->flying.data);
+    }
+    free(d->sending.data);
     free(d->key);
     free(d);
 }
 
-/* Under the lock: prepares the read of the next chunk if none is in flight
- * or waiting to be sent; 1 when the caller is to submit it. */
-static int read_next(struct download *d)
+/* Chunks read or being read ahead. */
+static int ahead_count(const struct download *d)
 {
-    if (d->flying.data || d->nahead == AHEAD_MAX || d->st != LKV_OK || d->next_n > d->span.last ||
-        d->released)
-        return 0;
+    int n = 0;
+    for (int i = 0; i < AHEAD_MAX; i++)
+        n += d->ahead[i].data != NULL || d->flight[i].busy;
+    return n;
+}
+
+/* Under the lock: prepares the read of the next chunk when there is room;
+ * returns the flight the caller is to submit, or NULL. */
+static struct flight *read_next(struct download *d)
+{
+    if (d->st != LKV_OK || d->released || d->next_n > d->span.last ||
+        ahead_count(d) >= AHEAD_MAX)
+        return NULL;
+    struct flight *f = d->flight[0].busy ? &d->flight[1] : &d->flight[0];
+    if (f->busy)
+        return NULL;
     uint32_t n = d->next_n;
     uint32_t from = n == d->span.first ? d->span.skip : 0;
     uint32_t to = n == d->span.last ? d->span.keep : CHUNKS_SIZE; /* exclusive */
     size_t len = to - from;
-    d->flying.data = malloc(len > 0 ? len : 1);
-    if (d->flying.data == NULL) {
+    f->room.data = malloc(len > 0 ? len : 1);
+    if (f->room.data == NULL) {
         d->st = LKV_ENOMEM;
-        return 0;
+        return NULL;
     }
-    d->flying.len = len;
-    d->flying.pos = d->next_pos;
-    struct job *j = &d->op.job;
+    f->room.len = len;
+    f->room.pos = d->next_pos;
+    struct kv_op *op = &f->op;
+    op->kind = KV_OP_CHUNK;
+    op->rec.key = d->key; /* rec.key_len: set by download_start */
+    op->chunk_partition = d->partition;
+    op->done = landed;
+    op->arg = f;
+    struct job *j = &op->job;
     j->chunk_io = CHUNK_GET;
+    j->chunk_set = d->set;
     j->chunk_n = n;
     j->chunk_from = from;
     j->chunk_len = len;
-    j->chunk_buf = d->flying.data;
+    j->chunk_buf = f->room.data;
+    f->busy = 1;
+    d->next_n++;
+    d->next_pos += len;
     d->refs++;
-    return 1;
+    return f;
 }
 
-static void submit(struct download *d)
+static void submit(struct download *d, struct flight *f)
 {
-    worker_submit(d->worker, &d->op);
+    if (f)
+        worker_submit(d->worker, &f->op);
 }
 
 struct download *download_start(struct worker *w, const struct record *rec, int partition,
@@ -114,19 +147,18 @@ struct download *download_start(struct worker *w, const struct record *rec, int 
     d->hooks = hooks;
     d->refs = 1;
     d->st = LKV_OK;
-    d->first = first;
+    d->set = rec->chunk_version;
+    d->partition = partition;
     struct byte_range r = {.first = first, .last = last};
     chunks_span(&r, &d->span);
     d->next_n = d->span.first;
-    d->op.kind = KV_OP_CHUNK;
-    d->op.rec.key = d->key;
-    d->op.rec.key_len = rec->key_len;
-    d->op.chunk_partition = partition;
-    d->op.job.chunk_set = rec->chunk_version;
-    d->op.done = landed;
-    d->op.arg = d;
-    if (read_next(d))
-        submit(d);
+    for (int i = 0; i < AHEAD_MAX; i++) {
+        d->flight[i].d = d;
+        d->flight[i].op.rec.key_len = rec->key_len;
+    }
+    struct flight *f1 = read_next(d), *f2 = read_next(d);
+    submit(d, f1);
+    submit(d, f2);
     return d;
 }
 
@@ -137,34 +169,49 @@ void download_attach(struct download *d, void *conn)
     pthread_mutex_unlock(&d->lock);
 }
 
-/* The read in flight has landed (the worker's thread, or the caller's when
- * the worker has stopped). */
+/* A read has landed (the worker's thread, or the caller's when the worker
+ * has stopped). */
 static void landed(struct kv_op *op)
 {
-    struct download *d = op->arg;
+    struct flight *f = op->arg;
+    struct download *d = f->d;
     pthread_mutex_lock(&d->lock);
-    if (op->st == LKV_OK && op->job.chunk_len == d->flying.len) {
-        d->ahead[d->nahead++] = d->flying;
-        d->next_pos += d->flying.len;
-        d->next_n++;
+    f->busy = 0;
+    if (op->st == LKV_OK && op->job.chunk_len == f->room.len) {
+        struct piece *slot = d->ahead[0].data ? &d->ahead[1] : &d->ahead[0];
+        *slot = f->room;
     } else {
         /* LKV_ENOTFOUND: the set was collected; a short chunk: damaged */
-        free(d->flying.data);
+        free(f->room.data);
         if (d->st == LKV_OK)
             d->st = op->st == LKV_OK || op->st == LKV_ENOTFOUND ? LKV_EINTERNAL : op->st;
     }
-    d->flying.data = NULL;
-    int go = read_next(d);
+    f->room.data = NULL;
+    struct flight *next = read_next(d);
     void *conn = d->parked;
     d->parked = NULL;
     int last = --d->refs == 0;
     pthread_mutex_unlock(&d->lock);
     if (conn)
         d->hooks->resume(conn);
-    if (go)
-        submit(d);
+    if (next)
+        submit(d, next);
     else if (last)
         download_free(d);
+}
+
+/* Under the lock: moves the chunk that starts at send_pos from ahead to
+ * sending; 1 when there was one. */
+static int promote(struct download *d)
+{
+    for (int i = 0; i < AHEAD_MAX; i++)
+        if (d->ahead[i].data && d->ahead[i].pos == d->send_pos) {
+            d->sending = d->ahead[i];
+            d->ahead[i].data = NULL;
+            d->send_pos += d->sending.len;
+            return 1;
+        }
+    return 0;
 }
 
 ssize_t download_read(struct download *d, uint64_t pos, char *buf, size_t max)
@@ -182,35 +229,24 @@ ssize_t download_read(struct download *d, uint64_t pos, char *buf, size_t max)
                 free(s->data);
                 s->data = NULL;
             }
-            int go = read_next(d);
+            struct flight *f = read_next(d);
             pthread_mutex_unlock(&d->lock);
-            if (go)
-                submit(d);
+            submit(d, f);
             return (ssize_t)n;
         }
-        if (s->data == NULL && d->nahead > 0) {
-            *s = d->ahead[0];
-            d->nahead--;
-            memmove(&d->ahead[0], &d->ahead[1], (size_t)d->nahead * sizeof(d->ahead[0]));
+        if (s->data == NULL && promote(d))
             continue;
-        }
-        if (s->data) { /* a position outside the chunk being sent: a bug */
+        if (s->data) /* a position outside the chunk being sent: a bug */
             d->st = LKV_EINTERNAL;
-        }
-        if (d->st != LKV_OK) {
-            pthread_mutex_unlock(&d->lock);
+        if (d->st != LKV_OK || (ahead_count(d) == 0 && d->next_n > d->span.last)) {
+            pthread_mutex_unlock(&d->lock); /* failed, or nothing left to read (a bug) */
             return -1;
         }
-        int go = read_next(d);
-        if (!go && d->flying.data == NULL) { /* nothing left to read: a bug */
-            pthread_mutex_unlock(&d->lock);
-            return -1;
-        }
+        struct flight *f = read_next(d);
         d->hooks->suspend(d->conn);
         d->parked = d->conn;
         pthread_mutex_unlock(&d->lock);
-        if (go)
-            submit(d);
+        submit(d, f);
         return 0;
     }
 }

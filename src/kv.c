@@ -280,8 +280,9 @@ static void run_chunk(struct worker *w, struct kv_op *op)
         if (op->canonical && w->be->partitions > 1)
             tee_chunk(w, op);
     }
+    enum lane_kind lane = j->chunk_io == CHUNK_GET && j->chunk_n % 2 ? LANE_CHUNK_ODD : LANE_CHUNK;
     op->pending++;
-    submit(w, worker_lane(w, p, LANE_CHUNK), j);
+    submit(w, worker_lane(w, p, lane), j);
     if (--op->pending == 0)
         finish(op, j->st);
 }

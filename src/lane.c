@@ -839,7 +839,7 @@ static void take_batch(struct lane *l)
     while (*link && l->nbatch < l->max_batch) {
         struct job *j = *link;
         int skip = 0;
-        if (l->kind == LANE_CHUNK && l->nbatch > 0)
+        if ((l->kind == LANE_CHUNK || l->kind == LANE_CHUNK_ODD) && l->nbatch > 0)
             break; /* a chunk a statement */
         if (l->kind == LANE_COPY || l->kind == LANE_WRITE) {
             /* A chunked value's switch goes alone; the others together up
@@ -881,7 +881,8 @@ static void run_batch(struct lane *l)
     case LANE_LIST: start_list(l); break;
     case LANE_SCAN:
     case LANE_POLL: start_scan(l); break;
-    case LANE_CHUNK: start_chunk(l); break;
+    case LANE_CHUNK:
+    case LANE_CHUNK_ODD: start_chunk(l); break;
     default: end_batch(l, LKV_EINTERNAL);
     }
 }

@@ -19,7 +19,9 @@
  *   LANE_POLL   the same, for the watch hub's change scans, so that they
  *               never queue behind tokens (watch.h)
  *   LANE_CHUNK  one chunk of a large value at a time: an upload's (to the
- *               master, or teed to a replica), or a download's
+ *               master, or teed to a replica), or a download's even chunks
+ *   LANE_CHUNK_ODD  a download's odd chunks: with the lane above, a
+ *               download reads two chunks at once (download.h)
  *
  * A batch never holds two writes of one key: the second waits for the next
  * transaction, so writes of a key are applied in arrival order. Since every
@@ -56,6 +58,8 @@ enum lane_kind {
     LANE_SCAN,
     LANE_POLL,
     LANE_CHUNK, /* one chunk of a large value written or read (chunks.h) */
+    LANE_CHUNK_ODD, /* the same for the odd chunks a download reads, so that
+                       it reads two at once */
     LANE_KINDS
 };
 

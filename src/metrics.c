@@ -16,8 +16,8 @@ _Static_assert(M_COUNT == SERVER_METHODS, "one latency histogram per method");
 static const char *const route_names[SERVER_ROUTES] = {"lazy", "canonical", "list", "admin"};
 static const char *const method_names[SERVER_METHODS] = {"GET",    "HEAD",   "POST",
                                                          "PUT",    "DELETE", "other"};
-static const char *const kind_names[PART_STMT_KINDS] = {"read", "write", "copy", "list",
-                                                        "scan", "poll",  "chunk"};
+static const char *const kind_names[PART_STMT_KINDS] = {
+    "read", "write", "copy", "list", "scan", "poll", "chunk", "chunk_odd"};
 static const char *const error_names[PART_ERR_KINDS] = {"connect", "timeout", "connection",
                                                         "deadlock", "other"};
 

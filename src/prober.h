@@ -40,7 +40,7 @@ struct prober_req {
 
 /* What the partition's lanes (lane.h) record for /metrics, from every
  * worker (relaxed atomics). */
-#define PART_STMT_KINDS 7 /* lane.h: enum lane_kind */
+#define PART_STMT_KINDS 8 /* lane.h: enum lane_kind */
 enum part_error {
     PART_ERR_CONNECT,    /* no connection could be had (refused, back-off, connect timeout) */
     PART_ERR_TIMEOUT,    /* a statement got no answer within read/write_timeout */

@@ -1203,7 +1203,7 @@ static enum lkv_status gc_list(struct pconn *c, int grace_s, int limit,
     bind_out(&r[2], MYSQL_TYPE_BLOB, row.key, sizeof(row.key), &row.key_len);
     if (mysql_stmt_bind_result(s, r) != 0)
         return pconn_fail(c, s);
-    int rc;
+    int rc = 0;
     *n = 0;
     while (*n < limit && (rc = mysql_stmt_fetch(s)) == 0)
         cand[(*n)++] = row;
