@@ -15,9 +15,11 @@
 
 _Static_assert(ST_COUNT <= PCONN_MAX_STMTS, "a connection caches every statement");
 
-/* A value's digest without reading it: the stored SHA-256 (chunks.h), or
- * the inline value's own for rows from before schema 3. */
-#define VALUE_DIGEST "COALESCE(digest, IF(chunks = 0, UNHEX(SHA2(v, 256)), NULL))"
+/* A value's digest in verify: an inline value's own bytes hashed (as
+ * verify always compared them: a value edited by hand differs), a chunked
+ * value's stored SHA-256 (its chunks are not read; a set not held whole is
+ * found apart, store_incomplete_sets). */
+#define VALUE_DIGEST "IF(chunks = 0, UNHEX(SHA2(v, 256)), digest)"
 /* The 64-bit digest of a live row in verify: key, version, value, content
  * type and expiry (COALESCE: a NULL would make the whole CONCAT NULL), so
  * rows that differ only in their expiry differ. */

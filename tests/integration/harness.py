@@ -202,9 +202,13 @@ class Cluster:
             raise
         return proc, port, logpath
 
+    # The User-Agent of the readiness checks, so that tests reading access
+    # logs can tell them from their own requests.
+    READY_AGENT = "lazykv-harness-ready"
+
     def _ping(self, port):
         try:
-            self.request("GET", "/health", port=port)
+            self.request("GET", "/health", headers={"User-Agent": self.READY_AGENT}, port=port)
             return True
         except OSError:
             return False
