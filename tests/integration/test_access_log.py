@@ -396,7 +396,7 @@ def test_sighup_reopens_the_file(c):
         r, d = k.one("GET", "/health", headers={"User-Agent": "before-rotation"})
         expect(d, "GET /health HTTP/1.1", 200, len(r.body), "-", agent="before-rotation")
         os.rename(log, log + ".1")
-        before = open(log + ".1").read()
+        before = "\n".join(k.lines(log + ".1")) + "\n"
         os.kill(k.proc.pid, signal.SIGHUP)
         # until the reopen, lines still go to the moved file: poll with requests
         sent = []
