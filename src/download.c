@@ -79,7 +79,7 @@ static int ahead_count(const struct download *d)
 {
     int n = 0;
     for (int i = 0; i < AHEAD_MAX; i++)
-        n += d->ahead[i].data != NULL || d->flight[i].busy;
+        n += (d->ahead[i].data != NULL) + d->flight[i].busy;
     return n;
 }
 

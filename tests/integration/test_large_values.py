@@ -1372,3 +1372,19 @@ def test_zz_delete_tree_of_chunked_values_collects_every_chunk(c):
             if "timed out" not in str(e):
                 raise
             raise AssertionError("left (rows, chunks, candidates) per partition: %s" % left) from None
+
+
+def test_repeated_downloads_each_complete(c):
+    """A download reads two chunks at once, on two lanes, and they may land
+    in either order (download.c): twenty downloads of an 8-chunk value each
+    complete with its exact bytes (a chunk lost between the two would stall
+    one until its timeout)."""
+    with own_kvd(c) as (proc, port):
+        key = "large/repeat/x"
+        value = rnd_bytes(8 * CHUNK + 3, 40)
+        w = c.request("PUT", path(key, True), value, port=port)
+        assert w.status == 201, w
+        for _ in range(20):
+            check_whole(c.request("GET", path(key, True), port=port, timeout=20), value,
+                        w.header("ETag"))
+        assert c.request("DELETE", path(key, True), port=port).status == 202
