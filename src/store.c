@@ -187,6 +187,16 @@ static void finish(struct pconn *c, int id)
         mysql_stmt_free_result(c->stmt[id]);
 }
 
+/* Ends the transaction begun on c: commits it when st is LKV_OK (the
+ * commit's own status is returned), else rolls it back (st returned). */
+static enum lkv_status end_transaction(struct pconn *c, enum lkv_status st)
+{
+    if (st == LKV_OK)
+        return pconn_commit(c);
+    pconn_rollback(c);
+    return st;
+}
+
 /* Executes stmt with params bound; maps failures through pconn_fail. */
 static enum lkv_status run(struct pconn *c, MYSQL_STMT *s, MYSQL_BIND *params)
 {
@@ -482,10 +492,7 @@ static enum lkv_status stamp_once(struct pconn *c, int limit, uint64_t *stamped)
             st = run(c, e, p);
         }
     }
-    if (st == LKV_OK)
-        st = pconn_commit(c);
-    else
-        pconn_rollback(c);
+    st = end_transaction(c, st);
     if (st != LKV_OK)
         *stamped = 0;
     return st;
@@ -843,10 +850,7 @@ static enum lkv_status apply_batch_once(struct pconn *target, const struct batch
     }
     if (st == LKV_OK)
         st = set_watermark(target, b, b->n - 1, source_id);
-    if (st == LKV_OK)
-        st = pconn_commit(target);
-    else
-        pconn_rollback(target);
+    st = end_transaction(target, st);
     return st;
 }
 
@@ -1265,10 +1269,7 @@ static enum lkv_status gc_one(struct pconn *c, const struct gc_candidate *x, int
         *deleted = 1;
     if (st == LKV_OK)
         st = gc_run(c, ST_GC_FORGET, x);
-    if (st == LKV_OK)
-        st = pconn_commit(c);
-    else
-        pconn_rollback(c);
+    st = end_transaction(c, st);
     if (st != LKV_OK)
         *deleted = 0;
     return st;
