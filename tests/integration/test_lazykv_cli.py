@@ -701,14 +701,23 @@ def test_lock_runs_command_with_the_token_and_passes_its_exit_status(c):
         cleanup(c, p)
 
 
+def default_signals():
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def test_lock_passes_sigterm_and_sigint_to_command_and_releases(c):
     p = ROOT + "locksig/"
     name = p + "l"
     try:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            # default dispositions: `make test` run as a background job (or
+            # under nohup) inherits SIGINT or SIGHUP ignored, and lazykv lock
+            # rightly leaves an ignored signal ignored
             pr = subprocess.Popen(argv(c, ["lock", name, "--", "sleep", "30"]),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=env_for(c))
+                                  stderr=subprocess.PIPE, env=env_for(c),
+                                  preexec_fn=default_signals)
             try:
                 wait_for(lambda: canonical_get(c, name).status == 200, what="the lock taken")
                 time.sleep(0.2)          # sleep has started
