@@ -952,16 +952,8 @@ enum lkv_status store_pending(struct pconn *c, uint64_t *rows, uint64_t *oldest_
 
 enum lkv_status store_repair(struct pconn *c, const struct record *rec)
 {
-    if (record_chunked(rec)) {
-        enum lkv_status st;
-        MYSQL_STMT *s = pconn_stmt(c, ST_APPLY_CHUNKED, &st);
-        if (s == NULL)
-            return st;
-        MYSQL_BIND p[11];
-        struct chunked_params cp;
-        bind_chunked(p, rec, &cp);
-        return run(c, s, p);
-    }
+    if (record_chunked(rec))
+        return apply_chunked(c, rec); /* its set made whole by store_copy_chunks first */
     return write_record(c, ST_REPAIR, rec);
 }
 
