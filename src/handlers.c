@@ -406,6 +406,7 @@ static void finish_get(struct request *req, struct reply *rep)
             reply_header(rep, "Content-Range", "%s", ra.content_range);
             goto out;
         }
+        int digest_header = rep->nheaders;
         add_repr_digest(rep, rec, op->job.want_value && rec->chunks == 0); /* the whole value */
         rep->status = ra.status;
         snprintf(rep->ctype_buf, sizeof(rep->ctype_buf), "%s", rec->ctype);
@@ -418,6 +419,8 @@ static void finish_get(struct request *req, struct reply *rep)
             rep->stream = download_start(op->worker, rec, op->served, ra.offset,
                                          ra.offset + ra.length - 1, req->srv->stream_hooks);
             if (rep->stream == NULL) {
+                while (rep->nheaders > digest_header) /* no Repr-Digest on the 503 */
+                    free(rep->header[--rep->nheaders].value);
                 reply_status(req, rep, LKV_ENOMEM, "out of memory");
                 goto out;
             }
