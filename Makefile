@@ -28,7 +28,7 @@ BUILD    ?= build
 BIN      ?= bin
 
 COMMON    = log buf codec config placement version partition store
-DAEMON    = uri range digest negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv chunks upload download authfile auth tls accesslog handlers server notify lazykvd
+DAEMON    = uri range digest negotiate html render stats histo syncstatus metrics kvsql dbconn prober lane rcache token watch worker kv chunks spool upload download authfile auth tls accesslog handlers server notify lazykvd
 ADMIN     = admin antientropy authfile auth
 SYNC      = sync syncq syncstatus syncrecord lazykv_sync
 
@@ -178,7 +178,7 @@ uninstall:
 # ---- unit tests (Check) ----------------------------------------------------
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_MODS = log buf codec config placement version uri negotiate html render rcache token \
-            authfile accesslog partition store syncq notify range digest chunks
+            authfile accesslog partition store syncq notify range digest chunks spool
 $(BUILD)/unit_tests: $(UNIT_SRCS) tests/unit/main.c $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o
 	$(CC) $(CFLAGS) -Isrc/client -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tests/unit/main.c \
 	    $(call obj,$(UNIT_MODS)) $(BUILD)/client/util.o $(LDLIBS) $(shell pkg-config --libs check)

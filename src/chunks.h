@@ -218,13 +218,16 @@
  *  refused. X-Lazykv-Replicas counts the replicas switched.
  *  Content-addressed writes (POST ?key=sha256) learn their key, and so
  *  their master, only at the last byte. Up to CHUNKS_INLINE_MAX they are
- *  buffered and written inline. Longer: the chunks go to the master of a
- *  random staging key (k = "\0stage/" + 16 random hex digits: no client
- *  key holds a NUL, uri.h) under that key; at the end, if the real key is live with the same digest the
- *  answer is 200 and nothing is rewritten; else the set is copied chunk by
- *  chunk to the real master and switched there. The staging set is then
- *  deleted (or collected). This doubles the transfer of large
- *  content-addressed uploads; it keeps the memory bound.
+ *  buffered and written inline. Longer, the body is spooled to an unnamed
+ *  local file as it arrives (spool.h). At the end the key's master is
+ *  asked for the key's row: live with the same digest, the answer is 200
+ *  and nothing is written; else the chunks are written from the file, one
+ *  at a time (teed when canonical), and switched to as any upload's.
+ *  (Designed first: chunks to the master of a random staging key, copied
+ *  to the real master at the end. Not built: it moves every byte through
+ *  the databases twice, where the spool moves it once through the page
+ *  cache, and it would leave staging sets to collect after a crash, where
+ *  an unnamed file leaves nothing.)
  *
  * ---- Reads (GET, HEAD, ranges; lazy or canonical) -------------------------------
  * The main row first, as today (a chunked row is small: v = ''): version,

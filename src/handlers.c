@@ -23,6 +23,7 @@
 #include "range.h"
 #include "render.h"
 #include "server.h"
+#include "spool.h"
 #include "version.h"
 #include "worker.h"
 
@@ -71,6 +72,8 @@ void request_free(struct request *req)
     buf_free(&req->body);
     upload_release(req->upload);
     req->upload = NULL;
+    spool_free(req->spool);
+    req->spool = NULL;
     digest_hasher_free(&req->hasher);
     req->hashing = 0;
     for (size_t i = 0; i < sizeof(req->joined) / sizeof(req->joined[0]); i++) {
@@ -627,6 +630,11 @@ static int start_write(struct request *req, struct reply *rep, const char *key, 
             op->rec.value_len = req->body_bytes;
             op->rec.chunks = upload_chunks(req->upload);
             op->rec.chunk_version = upload_set(req->upload);
+        } else if (req->spool) {
+            /* on disk: written as chunks, then switched to (kv.c) */
+            op->rec.value = NULL;
+            op->rec.value_len = spool_length(req->spool);
+            op->spool = req->spool;
         }
     }
     return 1;
@@ -1114,6 +1122,12 @@ int handle_streams_body(const struct lkv_config *cfg, const struct request *req)
     return req->uri_status == LKV_OK && u->route == ROUTE_KEY &&
            (req->method == M_POST || req->method == M_PUT) && !u->refresh &&
            uri_check_key(u->key, u->key_len, cfg->key_length, 0, &why) == LKV_OK;
+}
+
+int handle_spools_body(const struct request *req)
+{
+    return req->uri_status == LKV_OK && req->uri.route == ROUTE_LIST && req->method == M_POST &&
+           req->uri.key_sha256;
 }
 
 int handle_request(struct lkv_server *srv, struct request *req, struct reply *rep)

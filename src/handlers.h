@@ -67,6 +67,10 @@ struct request {
                                    chunk while it may go on (chunks.h) */
     struct upload *upload;      /* owned: the body streamed to the master in
                                    chunks, once it passed one chunk; or NULL */
+    struct spool *spool;        /* owned: a content-addressed write's body on
+                                   disk, once it passed one chunk; or NULL */
+    int spool_errno;            /* the spool failed (errno): the rest of the
+                                   body is discarded, the answer is 503 */
     uint64_t body_bytes;        /* of the body taken so far */
     struct digest_expect expect; /* what the body of a write must hash to */
     struct digest_hasher hasher; /* owned handles: hashes a POST's or PUT's
@@ -126,6 +130,11 @@ int handle_request(struct lkv_server *srv, struct request *req, struct reply *re
 /* Whether req's body, once past one chunk, is streamed to its master
  * (a POST or PUT of a key) rather than held whole. */
 int handle_streams_body(const struct lkv_config *cfg, const struct request *req);
+
+/* Whether req's body, once past one chunk, is spooled to disk until its
+ * last byte (spool.h): a content-addressed write, whose key and master are
+ * known only then. */
+int handle_spools_body(const struct request *req);
 
 /* Renders the reply of req once its operation has run (on the worker's
  * thread). */

@@ -3,13 +3,16 @@
  */
 #include "kv.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chunks.h"
 #include "clock.h"
+#include "log.h"
 #include "placement.h"
 #include "prober.h"
+#include "spool.h"
 #include "version.h"
 #include "watch.h"
 #include "worker.h"
@@ -200,15 +203,14 @@ static void write_done(struct job *j)
     replicate(op);
 }
 
-static void write_held_value(struct worker *w, struct kv_op *op);
+static void write_spooled_value(struct worker *w, struct kv_op *op);
 
 static void run_write(struct worker *w, struct kv_op *op)
 {
     rcache_invalidate(&w->cache, op->rec.key, op->rec.key_len);
     op->master = placement_master(op->rec.key, op->rec.key_len, w->be->partitions);
-    if (op->rec.value && op->rec.value_len > CHUNKS_INLINE_MAX && !op->rec.deleted &&
-        op->rec.chunks == 0) {
-        write_held_value(w, op); /* its chunks first, then this write */
+    if (op->spool && op->rec.chunks == 0) {
+        write_spooled_value(w, op); /* its chunks first, then this write */
         return;
     }
     op->written = 1;
@@ -287,13 +289,14 @@ static void run_chunk(struct worker *w, struct kv_op *op)
         finish(op, j->st);
 }
 
-/* A value over one chunk that a request holds whole (a content-addressed
- * write learns its key only at its last byte, so its body could not stream
- * to the master as it came): written as chunks from memory, one at a time
- * (teed when canonical), then switched to by the write itself. */
-static void held_chunk_next(struct worker *w, struct kv_op *op);
+/* A value over one chunk spooled to disk (a content-addressed write learns
+ * its key only at its last byte, so its body could not stream to the
+ * master as it came: spool.h): written as chunks from the spool, one at a
+ * time (teed when canonical), then switched to by the write itself. */
+static void spooled_chunk_next(struct worker *w, struct kv_op *op);
+static void write_spooled_chunks(struct worker *w, struct kv_op *op);
 
-static void held_chunk_done(struct job *j)
+static void spooled_chunk_done(struct job *j)
 {
     struct kv_op *op = j->arg;
     struct worker *w = op->worker;
@@ -304,7 +307,7 @@ static void held_chunk_done(struct job *j)
     struct job *m = &op->job;
     if (m->st == LKV_EPRECOND && m->chunk_n == 0) {
         m->chunk_set++; /* the set's name was taken in the same microsecond */
-        held_chunk_next(w, op);
+        spooled_chunk_next(w, op);
         return;
     }
     if (m->st != LKV_OK) {
@@ -312,7 +315,7 @@ static void held_chunk_done(struct job *j)
         return;
     }
     if (++m->chunk_n < chunks_count(op->rec.value_len)) {
-        held_chunk_next(w, op);
+        spooled_chunk_next(w, op);
         return;
     }
     op->rec.chunks = chunks_count(op->rec.value_len);
@@ -324,14 +327,32 @@ static void held_chunk_done(struct job *j)
     run_write(w, op);
 }
 
-static void held_chunk_next(struct worker *w, struct kv_op *op)
+/* Chunk n of a spooled value, read into op->chunk_buf. NULL on failure
+ * (logged). */
+static const char *spooled_chunk(struct kv_op *op, uint32_t n, size_t len)
+{
+    if (op->chunk_buf == NULL && (op->chunk_buf = malloc(CHUNKS_SIZE)) == NULL)
+        return NULL;
+    if (spool_read(op->spool, (uint64_t)n * CHUNKS_SIZE, op->chunk_buf, len) != 0) {
+        log_error("POST %.*s: chunk %u of the spooled body could not be read: %s",
+                  (int)op->rec.key_len, op->rec.key, (unsigned)n, strerror(errno));
+        return NULL;
+    }
+    return op->chunk_buf;
+}
+
+static void spooled_chunk_next(struct worker *w, struct kv_op *op)
 {
     struct job *j = &op->job;
     j->rec = &op->rec;
     j->chunk_io = CHUNK_PUT;
-    j->chunk_data = op->rec.value + (size_t)j->chunk_n * CHUNKS_SIZE;
     j->chunk_len = chunks_len(op->rec.value_len, j->chunk_n);
-    j->done = held_chunk_done;
+    j->chunk_data = spooled_chunk(op, j->chunk_n, j->chunk_len);
+    if (j->chunk_data == NULL) {
+        finish(op, op->chunk_buf ? LKV_EINTERNAL : LKV_ENOMEM);
+        return;
+    }
+    j->done = spooled_chunk_done;
     j->arg = op;
     op->pending = 1;
     if (op->canonical && w->be->partitions > 1)
@@ -339,11 +360,60 @@ static void held_chunk_next(struct worker *w, struct kv_op *op)
     submit(w, worker_lane(w, op->master, LANE_CHUNK), j);
 }
 
-static void write_held_value(struct worker *w, struct kv_op *op)
+/* The master's row of a content-addressed key, read before its chunks are
+ * written: the same content already live under its key is left alone
+ * (200 "unchanged"), and its chunks not written again. The write's own
+ * check (lane.c) still decides when the row changes in between. */
+static void seen_done(struct job *j)
+{
+    struct kv_op *op = j->arg;
+    struct worker *w = op->worker;
+    const struct record *seen = op->seen;
+    stats_add(worker_stats(w), db_reads_total, 1);
+    stats_add(worker_stats(w), db_read_statements_total, j->statements);
+    if (j->st != LKV_OK && j->st != LKV_ENOTFOUND) {
+        finish(op, j->st);
+        return;
+    }
+    if (j->st == LKV_ENOTFOUND || !seen->has_digest || !op->rec.has_digest ||
+        memcmp(seen->digest, op->rec.digest, sizeof(seen->digest)) != 0) {
+        write_spooled_chunks(w, op);
+        return;
+    }
+    op->unchanged = 1;
+    op->written = 1;
+    op->rec.version = seen->version;
+    op->rec.expires_at = seen->expires_at;
+    op->rec.chunks = seen->chunks;
+    op->rec.chunk_version = seen->chunk_version;
+    memcpy(op->rec.ctype, seen->ctype, sizeof(op->rec.ctype));
+    if (op->canonical)
+        replicate(op); /* as an unchanged write of a small value is */
+    else
+        finish(op, LKV_OK);
+}
+
+static void write_spooled_chunks(struct worker *w, struct kv_op *op)
 {
     op->job.chunk_set = version_now_us();
     op->job.chunk_n = 0;
-    held_chunk_next(w, op);
+    spooled_chunk_next(w, op);
+}
+
+static void write_spooled_value(struct worker *w, struct kv_op *op)
+{
+    op->seen = calloc(1, sizeof(*op->seen));
+    if (op->seen == NULL) {
+        finish(op, LKV_ENOMEM);
+        return;
+    }
+    op->seen->key = op->rec.key;
+    op->seen->key_len = op->rec.key_len;
+    op->job.rec = op->seen;
+    op->job.want_value = 0;
+    op->job.done = seen_done;
+    op->job.arg = op;
+    submit(w, worker_lane(w, op->master, LANE_READ), &op->job);
 }
 
 /* ---- lists ---------------------------------------------------------------- */
@@ -992,6 +1062,10 @@ void kv_op_free(struct kv_op *op)
     op->copies = NULL;
     free(op->tee_dropped);
     op->tee_dropped = NULL;
+    free(op->chunk_buf);
+    op->chunk_buf = NULL;
+    free(op->seen);
+    op->seen = NULL;
     free(op->tokens);
     op->tokens = NULL;
     if (op->tree) {

@@ -34,6 +34,8 @@
 #include "store.h"
 #include "watch.h"
 
+struct spool;
+
 enum kv_kind { KV_OP_READ, KV_OP_WRITE, KV_OP_LIST, KV_OP_DELETE_TREE, KV_OP_CHUNK };
 
 struct kv_key {
@@ -71,6 +73,8 @@ struct kv_op {
                                    not copied at once: the sync carries it) */
     int content_addressed;      /* write: a live row whose stored digest is
                                    rec.digest is left alone (unchanged = 1) */
+    const struct spool *spool;  /* write: ref, the value on disk (rec.value
+                                   NULL), or NULL */
     const char *if_match;       /* write: ref, or NULL */
     const char *if_none_match;  /* write: ref, or NULL */
     /* list: keys >= lower and < upper (when has_upper), want of them */
@@ -125,6 +129,9 @@ struct kv_op {
     size_t nreads;
     int list_partition;         /* lazy list: the partition that answered */
     int chunk_partition;        /* chunk read: the partition to read from */
+    char *chunk_buf;            /* owned: a spooled value's chunk being written */
+    struct record *seen;        /* owned: a spooled content-addressed value's
+                                   key as its master holds it */
     unsigned char *tee_dropped; /* owned: canonical chunk writes, one flag per
                                    partition left out of the upload */
     int pending;                /* copies or list parts still running */

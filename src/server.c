@@ -33,6 +33,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -48,6 +49,7 @@
 #include "clock.h"
 #include "handlers.h"
 #include "log.h"
+#include "spool.h"
 #include "version.h"
 
 /* MHD's per-connection memory pool holds the request line, the headers and
@@ -400,8 +402,8 @@ static enum MHD_Result begin_request(struct lkv_server *srv, struct MHD_Connecti
     struct reply rep;
     if (!handle_begin(srv, req, &rep))
         return send_reply(srv, conn, req, &rep);
-    if (len > CHUNKS_SIZE && handle_streams_body(srv->cfg, req))
-        len = CHUNKS_SIZE; /* the rest is streamed */
+    if (len > CHUNKS_SIZE && (handle_streams_body(srv->cfg, req) || handle_spools_body(req)))
+        len = CHUNKS_SIZE; /* the rest is streamed, or spooled */
     if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)
         return send_error(srv, conn, req, LKV_ENOMEM, "out of memory");
     return MHD_YES;
@@ -415,17 +417,60 @@ static void park_upload(struct MHD_Connection *conn, struct request *req)
         MHD_resume_connection(conn); /* it landed meanwhile */
 }
 
+/* Takes body bytes into req's spool (spool.h). A spool that fails (the
+ * disk is full) is dropped, and the rest of the body with it: the request
+ * is answered 503 at its end, as an upload's failure is. */
+static enum MHD_Result spool_body(struct request *req, const char *data, size_t *size)
+{
+    size_t n = *size;
+    *size = 0;
+    req->body_bytes += n;
+    if (req->spool_errno)
+        return MHD_YES;
+    if (spool_append(req->spool, data, n) != 0) {
+        req->spool_errno = errno;
+        log_error("POST %s: the body could not be spooled: %s", req->raw_uri, strerror(errno));
+        spool_free(req->spool);
+        req->spool = NULL;
+        return MHD_YES;
+    }
+    if (request_body_hash(req, data, n) != LKV_OK) {
+        req->spool_errno = EIO;
+        spool_free(req->spool);
+        req->spool = NULL;
+    }
+    return MHD_YES;
+}
+
+/* The body has passed one chunk and is spooled from now on: the chunk
+ * held goes first. */
+static enum MHD_Result start_spool(struct request *req, const char *data, size_t *size)
+{
+    req->spool = spool_open(NULL);
+    if (req->spool == NULL || spool_append(req->spool, req->body.data, req->body.len) != 0) {
+        req->spool_errno = errno;
+        log_error("POST %s: the body could not be spooled: %s", req->raw_uri, strerror(errno));
+        spool_free(req->spool);
+        req->spool = NULL;
+    }
+    buf_free(&req->body);
+    return spool_body(req, data, size);
+}
+
 /* Takes body bytes: into the body while it fits in one chunk (or whole,
- * for what is not streamed), then into the upload to the key's master.
- * *size is left with the bytes not taken yet (the connection is then
- * suspended until there is room). */
+ * for what is neither streamed nor spooled), then into the upload to the
+ * key's master, or the spool. *size is left with the bytes not taken yet
+ * (the connection is then suspended until there is room). */
 static enum MHD_Result receive_body(struct lkv_server *srv, struct MHD_Connection *conn,
                                     struct request *req, const char *data, size_t *size)
 {
     size_t n = *size;
+    if (req->spool || req->spool_errno)
+        return spool_body(req, data, size);
     if (req->upload == NULL) {
         int streams = handle_streams_body(srv->cfg, req);
-        size_t room = streams ? CHUNKS_SIZE - req->body.len : n;
+        int spools = handle_spools_body(req);
+        size_t room = streams || spools ? CHUNKS_SIZE - req->body.len : n;
         size_t take = n < room ? n : room;
         if (buf_append(&req->body, data, take) != 0) {
             *size = 0;
@@ -442,6 +487,8 @@ static enum MHD_Result receive_body(struct lkv_server *srv, struct MHD_Connectio
         *size = n;
         if (n == 0)
             return MHD_YES;
+        if (spools)
+            return start_spool(req, data, size);
         /* More than a chunk: the first goes to the master now. */
         const struct uri *u = &req->uri;
         struct worker *w = &srv->workers[kv_route(u->key, u->key_len, srv->nworkers)];
@@ -489,12 +536,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             req->too_large = 1;
             req->discarded += req->body.len + n;
             buf_free(&req->body);
+            spool_free(req->spool); /* 413: its bytes count as discarded */
+            req->spool = NULL;
             return req->discarded > 2ULL * (unsigned long long)max ? MHD_NO : MHD_YES;
         }
         return receive_body(srv, conn, req, upload_data, upload_size);
     }
     if (req->too_large)
         return send_error(srv, conn, req, LKV_ETOOLARGE, "the value is larger than max_value_size");
+    if (req->spool_errno)
+        return send_error(srv, conn, req, LKV_EUNAVAIL,
+                          "the body could not be kept on disk until its last byte; "
+                          "nothing was written");
     if (req->upload && !req->dispatched) {
         /* The last chunk is written before the write that switches to it. */
         if (!upload_finish(req->upload)) {

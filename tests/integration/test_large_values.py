@@ -22,6 +22,7 @@ no 100 MiB blob ever crosses the client.
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import random
 import select
@@ -334,6 +335,23 @@ def raw_upload(port, method, p, length, headers=b""):
     s.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n"
               % (method.encode(), p.encode(), length, headers))
     return s
+
+
+def read_response(s, timeout=120):
+    """Reads one whole answer (head and Content-Length bytes of body) from
+    socket s; returns its bytes."""
+    s.settimeout(timeout)
+    resp = b""
+    while True:
+        if b"\r\n\r\n" in resp:
+            head, body = resp.split(b"\r\n\r\n", 1)
+            length = [int(ln.split(b":", 1)[1]) for ln in head.split(b"\r\n")[1:]
+                      if ln.lower().startswith(b"content-length:")]
+            if length and len(body) >= length[0]:
+                return resp
+        d = s.recv(65536)
+        assert d, "closed before the answer was whole: %r" % resp[:600]
+        resp += d
 
 
 def close_and_wait(s, port):
@@ -1320,9 +1338,9 @@ def test_digest_mismatch_on_a_chunked_upload_stores_nothing(c):
 def test_content_addressed_chunked_value_twice(c):
     """Content-addressed keys on the chunked path: POST ?key=sha256 of a
     2 MiB + 5 body answers 201 with Location /bucket/<hex sha-256> and
-    stores the value as chunks at that key's master (through a staging set
-    under "\\0stage/..."); the same content again is 200 with the same ETag
-    (nothing rewritten); after collection no staging chunk is left."""
+    stores the value as chunks at that key's master; the same content again
+    is 200 with the same ETag, and nothing is rewritten: neither the main
+    row nor its chunks (no second set is written, lazy or canonical)."""
     with own_kvd(c) as (proc, port):
         value = rnd_bytes(2 * CHUNK + 5, 110)
         hexkey = sha_hex(value)
@@ -1333,18 +1351,114 @@ def test_content_addressed_chunked_value_twice(c):
         etag, master, version = r.header("ETag"), r.json()["master"], r.json()["version"]
         check_whole(c.request("GET", path(hexkey, True), port=port), value, etag)
         assert_stored(c, master, hexkey, value, version)
-        again = c.request("POST", "/bucket/?key=sha256", value, port=port)
-        assert again.status == 200 and again.header("ETag") == etag, again
-        assert main_row(c, master, hexkey)["version"] == version, "rewritten"
-        collect(c)
-        for i in range(c.n):
-            assert int(sql(c, i, "SELECT COUNT(*) FROM data_chunks"
-                                 " WHERE k LIKE CONCAT(UNHEX('00'), 'stage/%')")[0][0]) == 0, i
+        for target in ("/bucket/?key=sha256", "/canonicalbucket/?key=sha256"):
+            again = c.request("POST", target, value, port=port)
+            assert again.status == 200 and again.header("ETag") == etag, again
+            assert again.json()["result"] == "unchanged", again.json()
+            assert main_row(c, master, hexkey)["version"] == version, "rewritten"
+            for i in range(c.n):
+                # the master's one set of 3 chunks; no other partition wrote any
+                assert chunk_count(c, i, hexkey) == (3 if i == master else 0), (target, i)
         assert_stored(c, master, hexkey, value, version)
         assert c.request("DELETE", path(hexkey, True), port=port).status == 202
         collect(c)
         for i in range(c.n):
             assert chunk_count(c, i, hexkey) == 0, i
+
+
+def open_fds_under(pid, directory):
+    """How many of pid's open files lie in directory (deleted or not)."""
+    fd_dir = "/proc/%d/fd" % pid
+    n = 0
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue    # closed meanwhile
+        n += target.startswith(directory.rstrip("/") + "/")
+    return n
+
+
+@contextlib.contextmanager
+def tmpdir_env(directory):
+    """TMPDIR set to directory for the lazykvd started inside."""
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = directory
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = old
+
+
+def test_content_addressed_body_is_spooled_to_disk_not_held(c):
+    """A content-addressed write learns its key at its last byte, so its
+    body cannot stream to a master as it comes: past one chunk it is kept
+    in an unnamed file under $TMPDIR (spool.h), not in memory. A 100 MiB
+    canonical POST ?key=sha256: while it arrives lazykvd has one file open
+    there; lazykvd's peak RSS grows by at most 32 MiB; the answer is 201
+    with the body's key, every partition holds the value whole, and the file
+    is closed with the request."""
+    spool_dir = os.path.join(c.dir, "spool")
+    os.makedirs(spool_dir, exist_ok=True)
+    big = big_value()
+    hexkey = sha_hex(big)
+    with tmpdir_env(spool_dir), own_kvd(c) as (proc, port):
+        hwm0 = proc_kib(proc.pid, "VmHWM")
+        s = raw_upload(port, "POST", "/canonicalbucket/?key=sha256", BIG_LEN)
+        try:
+            s.sendall(big[:3 * CHUNK])
+            wait_for(lambda: open_fds_under(proc.pid, spool_dir) == 1, timeout=30,
+                     what="lazykvd to spool the body under %s" % spool_dir)
+            s.sendall(big[3 * CHUNK:])
+            resp = read_response(s)
+        finally:
+            s.close()
+        assert status_of(resp) == 201, resp[:600]
+        head, _, body = resp.partition(b"\r\n\r\n")
+        doc = json.loads(body)
+        assert doc["key"] == hexkey and doc["result"] == "created", doc
+        assert b"\r\nLocation: /canonicalbucket/%s\r\n" % hexkey.encode() in head, head
+        assert b"\r\nX-Lazykv-Replicas: %d/%d\r\n" % (c.n, c.n) in head, head
+        wait_for(lambda: open_fds_under(proc.pid, spool_dir) == 0, timeout=30,
+                 what="lazykvd to close the spool")
+        assert os.listdir(spool_dir) == [], "a spool file has a name: %s" % os.listdir(spool_dir)
+        hwm1 = proc_kib(proc.pid, "VmHWM")
+        print("large: 100 MiB content-addressed POST: lazykvd peak RSS grew %d KiB"
+              % (hwm1 - hwm0))
+        assert SANITIZED or hwm1 - hwm0 <= RSS_BOUND_KIB, \
+            "lazykvd's peak RSS grew %d KiB over a 100 MiB content-addressed body" % (hwm1 - hwm0)
+        for i in range(c.n):
+            assert_stored(c, i, hexkey, big, doc["version"])
+        g = c.request("GET", path(hexkey, True), port=port, timeout=600)
+        check_whole(g, big, doc["etag"])
+        del g
+        assert c.request("DELETE", path(hexkey, True), port=port).status == 202
+
+
+def test_content_addressed_spool_that_cannot_be_made_is_503(c):
+    """A body past one chunk that cannot be spooled ($TMPDIR does not
+    exist) is answered 503 saying so, and nothing is stored; a body within
+    one chunk is not spooled and is stored as ever."""
+    missing = os.path.join(c.dir, "no-such-spool-dir")
+    value = rnd_bytes(2 * CHUNK, 111)
+    hexkey = sha_hex(value)
+    with tmpdir_env(missing), own_kvd(c) as (proc, port):
+        r = c.request("POST", "/bucket/?key=sha256", value, port=port)
+        assert r.status == 503, r
+        assert r.json()["detail"] == ("the body could not be kept on disk until its last byte; "
+                                      "nothing was written"), r.json()
+        assert c.request("HEAD", path(hexkey, True), port=port).status == 404
+        for i in range(c.n):
+            assert main_row(c, i, hexkey) is None and chunk_count(c, i, hexkey) == 0, i
+        small = rnd_bytes(CHUNK, 112)
+        r = c.request("POST", "/bucket/?key=sha256", small, port=port)
+        assert r.status == 201 and r.json()["key"] == sha_hex(small), r
+        check_whole(c.request("GET", path(sha_hex(small), True), port=port), small,
+                    r.header("ETag"))
+        assert c.request("DELETE", path(sha_hex(small), True), port=port).status == 202
 
 
 # ---- the end: delete-tree of every large value ------------------------------------------

@@ -19,6 +19,7 @@ Suite *notify_suite(void);
 Suite *range_suite(void);
 Suite *digest_suite(void);
 Suite *chunks_suite(void);
+Suite *spool_suite(void);
 
 int main(void)
 {
@@ -39,6 +40,7 @@ int main(void)
     srunner_add_suite(sr, range_suite());
     srunner_add_suite(sr, digest_suite());
     srunner_add_suite(sr, chunks_suite());
+    srunner_add_suite(sr, spool_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
