@@ -305,7 +305,9 @@ def range_pages_lines(rg, sz):
                         f(c.get("range_p50_ms")), c.get("range_n", 0), f(c.get("range_disk_p50"), 0),
                         f(c.get("get_logical_p50"), 0), f(c.get("range_logical_p50"), 0),
                         f(c.get("ratio"))))
-    cls = lambda k: "%d cold / %d hot" % (pg[k]["cold"]["n"], pg[k]["hot"]["n"])
+    cls = lambda k: "%d cold / %d hot (%s-%s pages from disk each)" % (
+        pg[k]["cold"]["n"], pg[k]["hot"]["n"], pg[k]["all"].get("disk_min", "-"),
+        pg[k]["all"].get("disk_max", "-"))
     lines += ["", "- Classed by the page counter: GETs of the repeated 1 MiB value %s; ranges %s; "
               "ranges again %s; GETs of the cold values %s." % (cls("get_hot"), cls("range"),
                                                                cls("range_again"), cls("get_cold"))]
