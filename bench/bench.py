@@ -11,7 +11,9 @@ benchmark can never touch real data.
 
 --section large (issue 14): lazykvd's memory and MB/s with values of 64 to
 512 MiB streamed through it, against the C client bench/blobceiling.c, and a
-1 MiB range of a 256 MiB value against a GET of a 1 MiB value.
+1 MiB range of a 256 MiB value against a GET of a 1 MiB value: as the issue
+words it, and like for like (both read from disk, both from the buffer pool),
+with the pages InnoDB read from disk for each request.
 
 usage: bench/bench.py [--quick] [--out DIR] [--threads N] [--only "lazy GET,point select"]
                      [--section watches|https|sync|large] [--large-shrink N]
@@ -1452,15 +1454,159 @@ def large_throughput(kv, lk, size, runs):
     return res
 
 
-def large_range(kv, size, n):
+# InnoDB's page counters (SHOW GLOBAL STATUS), summed over the partitions by
+# PageCounter. "disk": pages InnoDB had to read into its buffer pool because
+# a request needed them and they were not there (synchronous reads);
+# "read_ahead": pages it read ahead of a request; "pages_read": every page
+# read from the files, both kinds; "logical": page accesses, in the pool or not.
+POOL_STATUS = {"disk": "innodb_buffer_pool_reads",
+               "read_ahead": "innodb_buffer_pool_read_ahead",
+               "pages_read": "innodb_pages_read",
+               "logical": "innodb_buffer_pool_read_requests"}
+POOL_SETTINGS = ("innodb_page_size", "innodb_buffer_pool_size", "innodb_flush_method",
+                 "innodb_read_ahead_threshold", "innodb_random_read_ahead")
+
+
+class PageCounter:
+    """POOL_STATUS of every partition, read through the mariadb CLI (lk.sql:
+    one process per partition, rows of strings). take() gives what each
+    counter grew by since the take() before, summed over the partitions,
+    and "disk" per partition: consecutive windows leave nothing out. Called
+    between requests, never inside a timed one; the requests run one at a
+    time, so a window around one request holds that request's pages and
+    whatever else the servers read meanwhile (idle windows measure that)."""
+
+    QUERY = "SHOW GLOBAL STATUS WHERE Variable_name IN (%s)" % ", ".join(
+        "'%s'" % v for v in POOL_STATUS.values())
+
+    def __init__(self, lk):
+        self.lk = lk
+        self.last = self.read()
+
+    def read(self):
+        out = []
+        for i in range(self.lk.cluster.n):
+            got = {name.lower(): int(v) for name, v in self.lk.sql(i, self.QUERY)}
+            out.append({k: got[v] for k, v in POOL_STATUS.items()})
+        return out
+
+    def take(self):
+        now = self.read()
+        d = {k: sum(a[k] - b[k] for a, b in zip(now, self.last)) for k in POOL_STATUS}
+        d["disk_by_partition"] = [a["disk"] - b["disk"] for a, b in zip(now, self.last)]
+        self.last = now
+        return d
+
+
+def pool_settings(lk, i):
+    """The InnoDB settings that decide what a page read costs, on partition
+    i (read only: the bench changes none)."""
+    rows = lk.sql(i, "SHOW GLOBAL VARIABLES WHERE Variable_name IN (%s)"
+                  % ", ".join("'%s'" % v for v in POOL_SETTINGS))
+    return {name.lower(): v for name, v in rows}
+
+
+def page_groups(samples, kind, warm):
+    """The counted (not warm-up), successful requests of one kind, split by
+    what the page counter saw on the partition that answered it: "cold"
+    read at least one page from disk there, "hot" none; for each class and
+    for all: count, median latency and median pages (all partitions)."""
+    xs = [s for s in samples if s["kind"] == kind and s["i"] >= warm and s["ok"]]
+    med = statistics.median
+    out = {}
+    for cls, test in (("all", lambda s: True), ("cold", lambda s: s["own_disk"] > 0),
+                      ("hot", lambda s: s["own_disk"] == 0)):
+        ys = [s for s in xs if test(s)]
+        out[cls] = {"n": len(ys)}
+        if ys:
+            out[cls].update({"p50_ms": med(s["ms"] for s in ys),
+                             "disk_p50": med(s["disk"] for s in ys),
+                             "pages_read_p50": med(s["pages_read"] for s in ys),
+                             "logical_p50": med(s["logical"] for s in ys),
+                             "disk_min": min(s["disk"] for s in ys),
+                             "disk_max": max(s["disk"] for s in ys),
+                             "other_disk": sum(s["disk"] - s["own_disk"] for s in ys)})
+    return out
+
+
+def background_state(lk):
+    """Per partition, what InnoDB may do by itself: the purge backlog
+    (Innodb_history_list_length) and when each table's persistent
+    statistics were last recalculated (a recalculation reads sample pages)."""
+    out = []
+    for i in range(lk.cluster.n):
+        hl = lk.sql(i, "SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'")
+        stats = lk.sql(i, "SELECT CONCAT(database_name, '.', table_name), last_update "
+                          "FROM mysql.innodb_table_stats")
+        out.append({"history_list_length": int(hl[0][1]) if hl else None,
+                    "stats_updated": dict((t, u) for t, u in stats)})
+    return out
+
+
+def comparison(gets, ranges):
+    """A GET class against a range class (page_groups entries)."""
+    out = {"get_n": gets["n"], "range_n": ranges["n"]}
+    for who, x in (("get", gets), ("range", ranges)):
+        for k in ("p50_ms", "disk_p50", "pages_read_p50", "logical_p50"):
+            out["%s_%s" % (who, k)] = x.get(k)
+    if gets.get("p50_ms") and ranges.get("p50_ms"):
+        out["ratio"] = ranges["p50_ms"] / gets["p50_ms"]
+    return out
+
+
+def large_range(kv, size, n, keys_written):
     """A 1 MiB range from the middle of a value of size bytes against a GET
     of a 1 MiB value, n of each in turn on two kept-alive connections:
-    median latency (request sent to last byte read) and the ratio."""
+    median latency (request sent to last byte read) and the ratio, as issue
+    14 words it ("as specified": most ranges are read from disk, while the
+    one 1 MiB value, read again and again, stays in the buffer pool).
+    Beside it, InnoDB's pages read from disk counted for every request
+    (PageCounter), and two like-for-like comparisons: cold/cold, the same
+    ranges against one GET each of 1 MiB values written on the large
+    value's partition before it (which pushes them out of that mariadbd's
+    pool); hot/hot, each range again at once at its offset (its pages now
+    in the pool) against the repeated GET. Then one GET of the whole value,
+    its pages counted. keys_written: each key written is appended, for the
+    caller to delete."""
+    lk = kv.lk
     big, small = Content(300, size), Content(301, MIB)
-    res = {"size": size, "n": n}
+    warm = 2
+    res = {"size": size, "n": n, "warm": warm}
+    # The large value's master first (a 1-byte write, overwritten below):
+    # each partition's mariadbd has a buffer pool of its own, so only values
+    # on that partition are pushed out when the large value is written.
+    keys_written.append("large14/range")
+    probe = stream_post(kv.port, "/bucket/large14/range", Content(299, 1))
+    master = res["master"] = probe.get("master")
+    cold = []                   # (key, Content): the cold values, in order
+    if master is None:
+        res["cold_error"] = "a 1-byte POST to find the large value's master failed: %s" \
+            % probe.get("error")
+    else:
+        res["innodb"] = pool_settings(lk, master)
+        j = 0
+        while len(cold) < warm + n and j < 40 * (warm + n):
+            key = "large14/cold/%d" % j
+            keys_written.append(key)
+            j += 1
+            p = stream_post(kv.port, "/bucket/" + key, Content(299, 1))
+            if not p["ok"]:
+                res["cold_error"] = "a 1-byte POST to %s failed: %s" % (key, p["error"])
+                break
+            if p.get("master") != master:
+                continue
+            content = Content(400 + j, MIB)
+            up = stream_post(kv.port, "/bucket/" + key, content)
+            if not up["ok"]:
+                res["cold_error"] = "the cold value %s could not be stored: %s" % (key, up["error"])
+                break
+            cold.append((key, content))
+        res["cold_probed"], res["cold_values"] = j, len(cold)
     up_big = stream_post(kv.port, "/bucket/large14/range", big)
+    keys_written.append("large14/1mib")
     up_small = stream_post(kv.port, "/bucket/large14/1mib", small)
     res["upload"], res["upload_small"] = up_big, up_small
+    res["small_master"] = up_small.get("master")
     if not up_small["ok"]:
         res["error"] = "the 1 MiB value could not be stored: %s%s" % (
             up_small["error"], "" if up_big["ok"] else "; nor the %d MiB value: %s"
@@ -1469,6 +1615,19 @@ def large_range(kv, size, n):
     cs = http.client.HTTPConnection("127.0.0.1", kv.port, timeout=30)
     cr = http.client.HTTPConnection("127.0.0.1", kv.port, timeout=30)
     ranges, gets, errors = [], [], []
+    again, cold_errors, samples, idle = [], [], [], []
+    res["background_before"] = background_state(lk)
+    pc = PageCounter(lk)
+
+    def counted(kind, i, g, serving):
+        """The page window of the request just made (outside its timing);
+        serving: the partition that answers it (canonical GETs: the key's
+        master)."""
+        w = pc.take()
+        samples.append(dict(w, kind=kind, i=i, ok=g["ok"], serving=serving,
+                            own_disk=w["disk_by_partition"][serving] if serving is not None
+                            else w["disk"],
+                            ms=g["seconds"] * 1000 if g.get("seconds") is not None else None))
     try:
         def one_get():
             g = stream_get(cs, "/canonicalbucket/large14/1mib", MIB, small.digest())
@@ -1479,7 +1638,7 @@ def large_range(kv, size, n):
                 cs.close()
             return g
 
-        def one_range(i):
+        def one_range(i, into):
             # unaligned and spread over the middle half: two chunks each
             a = size // 4 + (i * (size // 2 - MIB)) // max(1, n) + 12345
             b = a + MIB - 1
@@ -1494,17 +1653,26 @@ def large_range(kv, size, n):
                 elif body != big.bytes(a, b):
                     g["ok"], g["error"] = False, "the bytes of range %d-%d differ from the value's" % (a, b)
             if g["ok"]:
-                ranges.append(g["seconds"] * 1000)
+                into.append(g["seconds"] * 1000)
             else:
                 cr.close()              # reported once, as range_error
             return g
-        warm = 2
+
+        def one_cold(i):
+            key, content = cold[i]
+            g = stream_get(cs, "/canonicalbucket/" + key, MIB, content.digest())
+            if not g["ok"]:
+                cold_errors.append(g["error"])
+                cs.close()
+            return g
         for i in range(warm + n):
             g = one_get()
+            counted("get_hot", i, g, res["small_master"])
             if i < warm and g["ok"]:
                 gets.pop()
             if up_big["ok"] and "range_error" not in res:
-                r = one_range(i)
+                r = one_range(i, ranges)
+                counted("range", i, r, master)
                 if i == 0:
                     res["accept_ranges"] = r.get("headers", {}).get("accept-ranges")
                 if not r["ok"]:
@@ -1514,9 +1682,25 @@ def large_range(kv, size, n):
                     res["range_first"] = {k: v for k, v in r.items() if k != "headers"}
                 elif i < warm:
                     ranges.pop()
+                if r["ok"] and "range_again_error" not in res:
+                    r2 = one_range(i, again)    # at once, at the same offset
+                    counted("range_again", i, r2, master)
+                    if not r2["ok"]:
+                        res["range_again_error"] = r2["error"]
+            if i < len(cold):
+                counted("get_cold", i, one_cold(i), master)
+            # a window with no request: what the servers read by themselves
+            time.sleep(0.02)
+            idle.append(pc.take())
+        if up_big["ok"] and "range_error" not in res:
+            # last, as it brings part of the value into the pool
+            w = stream_get(cr, "/canonicalbucket/large14/range", size, big.digest())
+            res["whole"] = dict(pc.take(), ok=w["ok"], error=w.get("error"),
+                                ms=w["seconds"] * 1000 if w.get("seconds") is not None else None)
     finally:
         cs.close()
         cr.close()
+    res["background_after"] = background_state(lk)
     if not up_big["ok"]:
         res["range_error"] = "the %d MiB value could not be stored: %s" % (size >> 20, up_big["error"])
     res["range_ms"], res["get_ms"], res["errors"] = ranges, gets, errors
@@ -1529,6 +1713,44 @@ def large_range(kv, size, n):
         % (size >> 20, res.get("range_error") or "median %.2f ms (%.2f x)"
            % (res["range_p50_ms"], res.get("ratio") or float("nan")),
            "%.2f" % res["get_p50_ms"] if gets else "-"))
+    # the same figures again (the ratio above is the issue's, unchanged),
+    # with pages; then the like-for-like pairs, each request classed by
+    # the pages it read from disk, not by what it was meant to be
+    res["samples"], res["range_again_ms"] = samples, again
+    res["idle"] = {"windows": len(idle), "seconds": 0.02, "disk": sum(w["disk"] for w in idle),
+                   "disk_by_partition": [sum(x) for x in zip(*(w["disk_by_partition"] for w in idle))],
+                   "pages_read": sum(w["pages_read"] for w in idle),
+                   "logical": sum(w["logical"] for w in idle),
+                   "windows_with_disk": sum(w["pages_read"] > 0 for w in idle)}
+    res["cold_errors"] = cold_errors
+    pg = res["pages"] = {kind: page_groups(samples, kind, warm)
+                         for kind in ("get_hot", "range", "range_again", "get_cold")}
+    res["as_specified"] = comparison(pg["get_hot"]["all"], pg["range"]["all"])
+    # the figures above, from the same lists: set here so they cannot drift
+    res["as_specified"].update(get_p50_ms=res.get("get_p50_ms"), range_p50_ms=res.get("range_p50_ms"),
+                               ratio=res.get("ratio"))
+    res["cold_cold"] = comparison(pg["get_cold"]["cold"], pg["range"]["cold"])
+    res["hot_hot"] = comparison(pg["get_hot"]["hot"], pg["range_again"]["hot"])
+    page = int(res.get("innodb", {}).get("innodb_page_size") or 16384)
+    # a BLOB page holds page - 38 (FIL header) - 8 (BLOB header) - 8 (FIL trailer) bytes
+    per_chunk = -(-MIB // (page - 54))
+    res["blob_pages"] = {"page_size": page, "per_1MiB_chunk": per_chunk,
+                         "whole_value": -(-size // MIB) * per_chunk, "two_chunks": 2 * per_chunk}
+    f = lambda x: "%.2f" % x if x is not None else "-"
+    for name in ("as_specified", "cold_cold", "hot_hot"):
+        c = res[name]
+        log("large: %s: GET %s ms (%d, %s disk pages), range %s ms (%d, %s disk pages): %s x"
+            % (name, f(c["get_p50_ms"]), c["get_n"], f(c["get_disk_p50"]), f(c["range_p50_ms"]),
+               c["range_n"], f(c["range_disk_p50"]), f(c.get("ratio"))))
+    log("large: classed by disk pages (cold/hot): hot GETs %d/%d, ranges %d/%d, ranges again "
+        "%d/%d, cold GETs %d/%d; idle windows: %d pages in %d"
+        % tuple([pg[k][c]["n"] for k in ("get_hot", "range", "range_again", "get_cold")
+                 for c in ("cold", "hot")] + [res["idle"]["pages_read"], len(idle)]))
+    if "whole" in res:
+        log("large: the whole %d MiB value: %s, %d disk pages (%d read in all), %d page accesses; "
+            "%d BLOB pages computed" % (size >> 20, "ok" if res["whole"]["ok"] else res["whole"]["error"],
+                                        res["whole"]["disk"], res["whole"]["pages_read"],
+                                        res["whole"]["logical"], res["blob_pages"]["whole_value"]))
     return res
 
 
@@ -1537,17 +1759,18 @@ def large_stream(lk, quick, shrink=1):
     max_value_size = 1 GiB: RSS growth for one 512 MiB value up and down and
     for 8 x 64 MiB at once; 64 MiB POST and GET MB/s against the C ceiling
     (bench/blobceiling.c); a 1 MiB range of a 256 MiB value against a GET of
-    a 1 MiB value. shrink divides the large sizes (512, 64, 256 MiB; not the
+    a 1 MiB value (large_range). shrink divides the large sizes (512, 64, 256 MiB; not the
     1 MiB ones), to try the harness where they cannot be stored yet. Every
     part reports its failures instead of raising."""
     sizes = {"one": (512 * MIB) // shrink, "concurrent": (64 * MIB) // shrink,
              "concurrent_n": 8, "throughput": (64 * MIB) // shrink, "range": (256 * MIB) // shrink}
     res = {"shrink": shrink, "sizes": sizes, "max_value_size": LARGE_MAX_VALUE}
     kv = LargeKvd(lk)
+    range_keys = []             # what the range part wrote (its cold values among them)
     parts = [("one", lambda: large_one(kv, sizes["one"])),
              ("concurrent", lambda: large_concurrent(kv, sizes["concurrent_n"], sizes["concurrent"])),
              ("throughput", lambda: large_throughput(kv, lk, sizes["throughput"], 1 if quick else 5)),
-             ("range", lambda: large_range(kv, sizes["range"], 10 if quick else 20))]
+             ("range", lambda: large_range(kv, sizes["range"], 10 if quick else 20, range_keys))]
     t0 = time.monotonic()
     try:
         for name, fn in parts:
@@ -1574,7 +1797,8 @@ def large_stream(lk, quick, shrink=1):
         # leave nothing large behind for the sections after this one
         if kv.alive():
             keys = ["large14/one", "large14/tput", "large14/range", "large14/1mib", "large14/warm"] + \
-                ["large14/conc/%d" % i for i in range(sizes["concurrent_n"])]
+                ["large14/conc/%d" % i for i in range(sizes["concurrent_n"])] + \
+                [k for k in range_keys if k not in ("large14/range", "large14/1mib")]
             for k in keys:
                 try:
                     lk.cluster.request("DELETE", "/bucket/" + k, port=kv.port)

@@ -254,6 +254,8 @@ def large_lines(ls):
                             "`%s`" % rg["accept_ranges"] if rg.get("accept_ranges") else "absent"))
         for e in sorted(set(rg.get("errors", []))):
             lines.append("- failed: %s (x %d)" % (e, rg["errors"].count(e)))
+        if rg.get("pages"):
+            lines += [""] + range_pages_lines(rg, sz)
     logs = [(part, ls[part]["kvd_log"]) for part in ("one", "concurrent", "throughput", "range")
             if ls.get(part, {}).get("kvd_log")]
     if logs:
@@ -261,6 +263,103 @@ def large_lines(ls):
         for part, got in logs:
             lines += ["- %s: %s" % (part, " / ".join("`%s`" % l.replace("|", "/") for l in got))]
     lines += ["", "The section took %.0f s." % ls.get("seconds", 0)]
+    return lines
+
+
+def range_pages_lines(rg, sz):
+    """The range part's pages read from disk per request and its three
+    comparisons (bench.py large_range): as specified, cold/cold, hot/hot."""
+    pg, f = rg["pages"], lambda x, d=2: ("%%.%df" % d) % x if x is not None else "-"
+    inno = rg.get("innodb", {})
+    pool = int(inno.get("innodb_buffer_pool_size") or 0)
+    big = mib(sz["range"])
+    lines = ["#### Pages read from disk, and like for like",
+             "",
+             "Around each timed request, outside its timing, the bench reads InnoDB's "
+             "`Innodb_buffer_pool_reads` (pages read into the buffer pool because a request needed "
+             "them and they were not in it) on every partition with the mariadb CLI; the requests run "
+             "one at a time, so the difference belongs to the request between. Each request is classed "
+             "by what it read on the partition that answered it: **cold** if it read any page from "
+             "disk, **hot** if none. The %s value is on partition %s (buffer pool %s, "
+             "`innodb_flush_method` %s, page %s bytes), the 1 MiB value of the specified comparison "
+             "on partition %s. The cold values: %d 1 MiB values written on partition %s just before "
+             "the %s value (%d keys tried to find that many there), one GET each, in turn with the "
+             "ranges. Medians of the %d counted requests of each kind (after %d not counted); pages "
+             "are medians per request, summed over the partitions."
+             % (big, rg.get("master"), mib(pool) if pool else "?", inno.get("innodb_flush_method", "?"),
+                inno.get("innodb_page_size", "?"), rg.get("small_master"), rg.get("cold_values", 0),
+                rg.get("master"), big, rg.get("cold_probed", 0), rg["n"], rg.get("warm", 2)),
+             "",
+             "| comparison | 1 MiB GET, median ms (n) | disk pages / GET | 1 MiB range, median ms (n) "
+             "| disk pages / range | page accesses GET / range | range / GET |",
+             "|---|---|---|---|---|---|---|"]
+    for key, label in (("as_specified", "**as specified** (the target's figure): the ranges vs a GET of "
+                                         "one 1 MiB value read again and again"),
+                       ("cold_cold", "**cold / cold**: the ranges that read from disk vs the GETs of "
+                                     "the cold values that did"),
+                       ("hot_hot", "**hot / hot**: each range again at once, at its offset, that read "
+                                   "nothing from disk vs the repeated GETs that did not")):
+        c = rg.get(key, {})
+        lines.append("| %s | %s (%d) | %s | %s (%d) | %s | %s / %s | **%s x** |"
+                     % (label, f(c.get("get_p50_ms")), c.get("get_n", 0), f(c.get("get_disk_p50"), 0),
+                        f(c.get("range_p50_ms")), c.get("range_n", 0), f(c.get("range_disk_p50"), 0),
+                        f(c.get("get_logical_p50"), 0), f(c.get("range_logical_p50"), 0),
+                        f(c.get("ratio"))))
+    cls = lambda k: "%d cold / %d hot (%s-%s pages from disk each)" % (
+        pg[k]["cold"]["n"], pg[k]["hot"]["n"], pg[k]["all"].get("disk_min", "-"),
+        pg[k]["all"].get("disk_max", "-"))
+    lines += ["", "- Classed by the page counter: GETs of the repeated 1 MiB value %s; ranges %s; "
+              "ranges again %s; GETs of the cold values %s." % (cls("get_hot"), cls("range"),
+                                                               cls("range_again"), cls("get_cold"))]
+    for k, what in (("get_hot", "GETs of the repeated value"), ("get_cold", "GETs of the cold values"),
+                    ("range", "ranges"), ("range_again", "ranges again")):
+        for c in ("cold", "hot"):
+            x = pg[k][c]
+            if x["n"] and (k, c) not in (("get_hot", "hot"), ("get_cold", "cold"),
+                                        ("range", "cold"), ("range_again", "hot")):
+                lines.append("- Not as meant: %d of the %s %s (%s-%s pages from disk in all "
+                             "partitions), median %s ms."
+                             % (x["n"], what, "read from disk on their partition" if c == "cold"
+                                else "read nothing from disk on their partition",
+                                x["disk_min"], x["disk_max"], f(x["p50_ms"])))
+    if rg.get("range_again_error"):
+        lines.append("- A range again failed: %s" % rg["range_again_error"])
+    for e in sorted(set(rg.get("cold_errors", []))):
+        lines.append("- A GET of a cold value failed: %s (x %d)" % (e, rg["cold_errors"].count(e)))
+    if rg.get("cold_error"):
+        lines.append("- The cold values: %s" % rg["cold_error"])
+    bp, w = rg.get("blob_pages", {}), rg.get("whole")
+    r = pg["range"]["all"]
+    lines += ["", "**A range's pages against the whole value's.** A range read a median of %s pages "
+              "from disk (%s page accesses). Computed: a BLOB page holds %d bytes (%d less 54 of "
+              "headers), so a 1 MiB chunk is %d pages, the two chunks an unaligned range spans %d and "
+              "the %s value's %d chunks %d. %s"
+              % (f(r.get("disk_p50"), 0), f(r.get("logical_p50"), 0), bp.get("page_size", 16384) - 54,
+                 bp.get("page_size", 16384), bp.get("per_1MiB_chunk", 0), bp.get("two_chunks", 0), big,
+                 -(-sz["range"] // 1048576), bp.get("whole_value", 0),
+                 "Measured: one GET of the whole value, after the rest, took %d page accesses and "
+                 "read %d pages from disk (the rest were still in the pool), %s, in %.0f ms."
+                 % (w["logical"], w["pages_read"], "its SHA-256 checked" if w["ok"] else w["error"],
+                    w["ms"] or 0) if w else "The whole value was not read.")]
+    idle = rg.get("idle")
+    if idle:
+        other = sum(pg[k]["all"].get("other_disk", 0) for k in pg if pg[k]["all"]["n"])
+        before, after = rg.get("background_before") or [], rg.get("background_after") or []
+        hl = ", ".join("%s -> %s" % (a["history_list_length"], b["history_list_length"])
+                       for a, b in zip(before, after))
+        restat = sorted(t for a, b in zip(before, after) for t, u in b["stats_updated"].items()
+                        if a["stats_updated"].get(t) != u)
+        lines += ["", "**Reads by no request.** Nothing else runs in this section (no sync pass, no "
+                  "other client). In %d windows of %d ms with no request, one after each round, "
+                  "InnoDB read %d pages from disk (per partition: %s; %d page accesses), in %d of the "
+                  "windows. In the request windows it read %d pages on partitions that did not "
+                  "answer the request (they are in the per-request sums above). Purge backlog (history list "
+                  "length) per partition, before -> after the part: %s. Persistent statistics "
+                  "recalculated during the part (a recalculation reads sample pages): %s."
+                  % (idle["windows"], idle["seconds"] * 1000, idle["pages_read"],
+                     "/".join(str(x) for x in idle.get("disk_by_partition", [])), idle["logical"],
+                     idle["windows_with_disk"], other, hl or "-",
+                     ", ".join(restat) if restat else "none")]
     return lines
 
 
