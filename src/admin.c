@@ -40,7 +40,8 @@ static void usage(FILE *f)
         "                exit 0 when none differ, 1 otherwise\n"
         "    --repair    also copy each differing key's winning row to the others:\n"
         "                the highest version; for equal versions with different\n"
-        "                contents, the majority's, then the master's\n"
+        "                contents, the majority's, then the master's; takes the\n"
+        "                sync's lock (exit 75 while a pass runs: nothing done)\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE   configuration file\n"
@@ -50,7 +51,7 @@ static void usage(FILE *f)
         "  -h, --help          this help\n"
         "\n"
         "Exit status: 0 done; 1 a partition failed (named on stderr); 2 usage or\n"
-        "configuration error.\n");
+        "configuration error; 75 verify --repair while a sync pass runs.\n");
 }
 
 /* Runs one DDL text with "@T" expanded to name. */

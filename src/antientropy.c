@@ -337,6 +337,30 @@ static int check_chunk_sets(struct verifier *v)
     return 0;
 }
 
+/* --repair writes rows and chunk sets, as a sync pass does: it takes the
+ * pass lock on every partition, so that no pass (and so no collector,
+ * chunks.h) runs while it repairs. 0, or -1 when a pass holds it
+ * (said on stderr). Closing the connections releases it. */
+static int lock_out_sync(struct verifier *v)
+{
+    char name[160];
+    snprintf(name, sizeof(name), STORE_SYNC_LOCK_FMT, v->cfg->table_name);
+    for (int p = 0; p < v->n; p++) {
+        int got = 0;
+        if (store_named_lock(&v->conn[p], name, &got) != LKV_OK) {
+            fprintf(stderr, "lazykv-admin: verify: partition %d (%s): %s\n", p,
+                    v->cfg->part[p].name, v->conn[p].last_error);
+            return -1;
+        }
+        if (!got) {
+            fprintf(stderr, "lazykv-admin: verify --repair: a sync pass is running "
+                            "(partition %d holds its lock); nothing done, try again\n", p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int admin_verify(const struct lkv_config *cfg, int repair, int verbose)
 {
     struct verifier v = {cfg, NULL, cfg->partitions, repair, verbose, 0, 0, 0};
@@ -357,6 +381,10 @@ int admin_verify(const struct lkv_config *cfg, int repair, int verbose)
                     cfg->part[p].name, v.conn[p].last_error);
             goto out;
         }
+    }
+    if (repair && lock_out_sync(&v) != 0) {
+        rc = ADMIN_LOCKED;
+        goto out;
     }
     if (run_verify(&v) != 0 || check_chunk_sets(&v) != 0) {
         fprintf(stderr, "lazykv-admin: verify failed: %s\n", v.conn[0].last_error);

@@ -213,6 +213,10 @@ enum lkv_status store_node_id(struct pconn *c, char id[STORE_NODE_ID_MAX + 1]);
  * table is not old: the statements that need it report it). */
 enum lkv_status store_check_schema(struct pconn *c, const char *table, int *old);
 
+/* The name of the MariaDB named lock that makes sync passes (and
+ * lazykv-admin verify --repair) on table exclusive. */
+#define STORE_SYNC_LOCK_FMT "lazykv-sync:%s"
+
 /* Takes (1) or finds busy (0) the named lock; *got says which. */
 enum lkv_status store_named_lock(struct pconn *c, const char *name, int *got);
 enum lkv_status store_named_unlock(struct pconn *c, const char *name);

@@ -701,7 +701,7 @@ int sync_pass(const struct lkv_config *cfg, const struct store_sql *sql,
         fprintf(stderr, "lazykv-sync: out of memory\n");
         return SYNC_PARTIAL;
     }
-    snprintf(p.lock_name, sizeof(p.lock_name), "lazykv-sync:%s", cfg->table_name);
+    snprintf(p.lock_name, sizeof(p.lock_name), STORE_SYNC_LOCK_FMT, cfg->table_name);
     uint64_t t0 = now_ms();
     int rc = SYNC_OK;
     if (connect_all(&p, sql) != 0) {

@@ -1,4 +1,5 @@
 """lazykv-sync: propagation, ordering, tombstones, crashes, locking, growth (issue 3)."""
+import contextlib
 import os
 import random
 import re
@@ -145,14 +146,30 @@ def test_verify_finds_a_row_edited_by_hand(c):
     assert_converged(c)
 
 
-def test_second_pass_exits_75_while_the_lock_is_held(c):
+@contextlib.contextmanager
+def sync_lock_held(c, i):
+    """Another session holds the sync's named lock on partition i (as a
+    running pass would) inside the block; released after it."""
     holder = subprocess.Popen(
-        ["mariadb", "--no-defaults", "-h127.0.0.1", "-P%d" % c.db_ports[1], "-ulazykv", "-psecret",
+        ["mariadb", "--no-defaults", "-h127.0.0.1", "-P%d" % c.db_ports[i], "-ulazykv", "-psecret",
          "-e", "SELECT GET_LOCK('lazykv-sync:data', 0); SELECT SLEEP(60)"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: c.sql(1, "SELECT IS_USED_LOCK('lazykv-sync:data')")[0][0] != "NULL",
+        wait_for(lambda: c.sql(i, "SELECT IS_USED_LOCK('lazykv-sync:data')")[0][0] != "NULL",
                  what="the lock to be held")
+        yield
+    finally:
+        owner = c.sql(i, "SELECT IS_USED_LOCK('lazykv-sync:data')")[0][0]
+        if owner != "NULL":
+            c.sql(i, "KILL %d" % int(owner))
+        holder.kill()
+        holder.wait()
+    wait_for(lambda: c.sql(i, "SELECT IS_USED_LOCK('lazykv-sync:data')")[0][0] == "NULL",
+             what="the lock to be released")
+
+
+def test_second_pass_exits_75_while_the_lock_is_held(c):
+    with sync_lock_held(c, 1):
         c.request("POST", path("sync/locked"), b"x")
         t0 = time.monotonic()
         r = c.sync()
@@ -161,16 +178,33 @@ def test_second_pass_exits_75_while_the_lock_is_held(c):
         assert b"another pass holds the lock" in r.stderr
         assert b"rows=" not in r.stdout
         assert sum(c.row(i, "sync/locked") is not None for i in range(c.n)) == 1
-    finally:
-        owner = c.sql(1, "SELECT IS_USED_LOCK('lazykv-sync:data')")[0][0]
-        if owner != "NULL":
-            c.sql(1, "KILL %d" % int(owner))
-        holder.kill()
-        holder.wait()
-    wait_for(lambda: c.sql(1, "SELECT IS_USED_LOCK('lazykv-sync:data')")[0][0] == "NULL",
-             what="the lock to be released")
     sync_ok(c)
     assert all(c.row(i, "sync/locked") for i in range(c.n))
+
+
+def test_repair_exits_75_while_a_pass_holds_the_lock(c):
+    """verify --repair writes as a pass does, so it takes the pass lock:
+    while a pass holds it on any partition, repair changes nothing and
+    exits 75 with one line; verify alone still runs; once the lock is free,
+    repair runs."""
+    c.request("POST", path("sync/repair-locked", True), b"same")
+    sync_ok(c)
+    c.sql(0, "UPDATE data SET v = 'tampered' WHERE k = 'sync/repair-locked'")
+    with sync_lock_held(c, 2):
+        r = c.admin("verify", "--repair")
+        assert r.returncode == 75, r
+        assert r.stderr == (b"lazykv-admin: verify --repair: a sync pass is running "
+                            b"(partition 2 holds its lock); nothing done, try again\n"), r.stderr
+        assert r.stdout == b"", r.stdout
+        assert c.row(0, "sync/repair-locked")[0] == b"tampered"
+        r = c.admin("verify")
+        assert r.returncode == 1 and b"differs: sync/repair-locked " in r.stdout, r
+    r = c.admin("verify", "--repair")
+    assert r.returncode == 0 and b"repaired=1 failed=0" in r.stdout, r.stdout
+    assert c.row(0, "sync/repair-locked")[0] == b"same"
+    # the repair's own lock is gone with it: a pass runs
+    sync_ok(c)
+    assert_converged(c)
 
 
 def test_partition_down_is_caught_up_after_it_returns(c):
