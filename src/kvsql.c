@@ -72,9 +72,18 @@ static const char *const templates[] = {
     [KV_APPLY_CHUNKED] = STORE_APPLY_CHUNKED,
     /* Not a row that has expired: that key is absent already (404). */
     /* The live row, turned into a tombstone; its new version comes back
-     * by RETURNING (an UPDATE setting LAST_INSERT_ID(version) would do, but
-     * MariaDB 10.11 no longer reports that id once the table has a trigger,
-     * as schema 3's chunk bookkeeping gives it). No row: absent. */
+     * by RETURNING. An UPDATE setting LAST_INSERT_ID(version) would do,
+     * but MariaDB 10.11 sends 0 as the OK packet's insert id once the
+     * table has an UPDATE trigger, as schema 3's chunk bookkeeping gives
+     * it. Why (10.11.18 source): LAST_INSERT_ID(expr) keeps its value and
+     * sets thd->arg_of_last_insert_id_function (item_func.cc:4539), which
+     * the OK packet's id depends on (sql_insert.cc:1374, sql_update.cc:1380);
+     * a trigger's body runs as a sub-statement, and sp_head::execute calls
+     * THD::cleanup_after_query after each of its statements (sp_head.cc:1557),
+     * which clears the flag (sql_class.cc:2388); Sub_statement_state saves
+     * and restores the value but not the flag (sql_class.h:1881). SELECT
+     * LAST_INSERT_ID() still sees the value: a second round trip. No row:
+     * absent. */
     [KV_DELETE] = INSERT_HEAD_NO_DIGEST " SELECT k, '', ctype, GREATEST(version + 1, ?), 1, NULL,"
                   " NULL FROM `@T` WHERE k = ? AND " LIVE_AT
                   " ON DUPLICATE KEY UPDATE v = '', digest = NULL, len = NULL, chunks = 0,"
