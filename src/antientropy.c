@@ -339,8 +339,11 @@ static int check_chunk_sets(struct verifier *v)
 
 /* --repair writes rows and chunk sets, as a sync pass does: it takes the
  * pass lock on every partition, so that no pass (and so no collector,
- * chunks.h) runs while it repairs. 0, or -1 when a pass holds it
- * (said on stderr). Closing the connections releases it. */
+ * chunks.h) runs while it repairs. 0; ADMIN_LOCKED when a pass holds it,
+ * or 1 when a partition fails (said on stderr). Closing the connections
+ * releases it. (A connection the server closed meanwhile would be opened
+ * again without the lock; a pass still needs it on every partition it
+ * reaches, and the others are held.) */
 static int lock_out_sync(struct verifier *v)
 {
     char name[160];
@@ -350,12 +353,12 @@ static int lock_out_sync(struct verifier *v)
         if (store_named_lock(&v->conn[p], name, &got) != LKV_OK) {
             fprintf(stderr, "lazykv-admin: verify: partition %d (%s): %s\n", p,
                     v->cfg->part[p].name, v->conn[p].last_error);
-            return -1;
+            return 1;
         }
         if (!got) {
             fprintf(stderr, "lazykv-admin: verify --repair: a sync pass is running "
                             "(partition %d holds its lock); nothing done, try again\n", p);
-            return -1;
+            return ADMIN_LOCKED;
         }
     }
     return 0;
@@ -382,10 +385,9 @@ int admin_verify(const struct lkv_config *cfg, int repair, int verbose)
             goto out;
         }
     }
-    if (repair && lock_out_sync(&v) != 0) {
-        rc = ADMIN_LOCKED;
+    if (repair && (rc = lock_out_sync(&v)) != 0)
         goto out;
-    }
+    rc = 1;
     if (run_verify(&v) != 0 || check_chunk_sets(&v) != 0) {
         fprintf(stderr, "lazykv-admin: verify failed: %s\n", v.conn[0].last_error);
         goto out;

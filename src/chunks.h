@@ -5,7 +5,8 @@
  * is where the design is written down, as sync.h is for replication. The
  * code that follows it: sql/schema.sql (the tables and triggers), upload.c
  * and download.c (streaming through lazykvd), lane.c (chunk statements and
- * the switch), kv.c (the canonical tee), store.c and sync.c (copies, the
+ * the switch), kv.c (the canonical tee, content-addressed values from
+ * their spool.c file), store.c and sync.c (copies, the
  * conditional apply, the collector), antientropy.c (verify).
  *
  * As built, two steps are simpler than the text below says: the count and

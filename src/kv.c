@@ -294,7 +294,23 @@ static void run_chunk(struct worker *w, struct kv_op *op)
  * master as it came: spool.h): written as chunks from the spool, one at a
  * time (teed when canonical), then switched to by the write itself. */
 static void spooled_chunk_next(struct worker *w, struct kv_op *op);
-static void write_spooled_chunks(struct worker *w, struct kv_op *op);
+static void write_spooled_chunks(struct worker *w, struct kv_op *op, uint64_t set);
+
+/* Every chunk is written: the write switches the key to them, or, when the
+ * master held them already, the master's row is copied to the replicas. */
+static void spooled_chunks_written(struct worker *w, struct kv_op *op)
+{
+    op->rec.chunks = chunks_count(op->rec.value_len);
+    op->rec.chunk_version = op->job.chunk_set;
+    free(op->copies); /* the tee's; replicate() has its own */
+    op->copies = NULL;
+    free(op->tee_dropped);
+    op->tee_dropped = NULL;
+    if (op->unchanged)
+        replicate(op);
+    else
+        run_write(w, op);
+}
 
 static void spooled_chunk_done(struct job *j)
 {
@@ -318,26 +334,24 @@ static void spooled_chunk_done(struct job *j)
         spooled_chunk_next(w, op);
         return;
     }
-    op->rec.chunks = chunks_count(op->rec.value_len);
-    op->rec.chunk_version = m->chunk_set;
-    free(op->copies); /* the tee's; replicate() has its own */
-    op->copies = NULL;
-    free(op->tee_dropped);
-    op->tee_dropped = NULL;
-    run_write(w, op);
+    spooled_chunks_written(w, op);
 }
 
 /* Chunk n of a spooled value, read into op->chunk_buf. NULL on failure
  * (logged). */
 static const char *spooled_chunk(struct kv_op *op, uint32_t n, size_t len)
 {
-    if (op->chunk_buf == NULL && (op->chunk_buf = malloc(CHUNKS_SIZE)) == NULL)
+    if (op->chunk_buf == NULL && (op->chunk_buf = malloc(CHUNKS_SIZE)) == NULL) {
+        log_error("POST %.*s: out of memory for a chunk of the spooled body",
+                  (int)op->rec.key_len, op->rec.key);
         return NULL;
+    }
     if (spool_read(op->spool, (uint64_t)n * CHUNKS_SIZE, op->chunk_buf, len) != 0) {
         log_error("POST %.*s: chunk %u of the spooled body could not be read: %s",
                   (int)op->rec.key_len, op->rec.key, (unsigned)n, strerror(errno));
         return NULL;
     }
+    spool_will_read(op->spool, (uint64_t)(n + 1) * CHUNKS_SIZE, CHUNKS_SIZE); /* the next */
     return op->chunk_buf;
 }
 
@@ -357,13 +371,28 @@ static void spooled_chunk_next(struct worker *w, struct kv_op *op)
     op->pending = 1;
     if (op->canonical && w->be->partitions > 1)
         tee_chunk(w, op);
-    submit(w, worker_lane(w, op->master, LANE_CHUNK), j);
+    if (!op->unchanged) {
+        submit(w, worker_lane(w, op->master, LANE_CHUNK), j);
+        return;
+    }
+    /* The master holds the set: only the tees run. None left (every
+     * replica dropped or backing off): the copies say who holds it. */
+    if (op->pending == 1) {
+        spooled_chunks_written(w, op);
+        return;
+    }
+    j->st = LKV_OK;
+    spooled_chunk_done(j);
 }
 
 /* The master's row of a content-addressed key, read before its chunks are
- * written: the same content already live under its key is left alone
- * (200 "unchanged"), and its chunks not written again. The write's own
- * check (lane.c) still decides when the row changes in between. */
+ * written: the same content already live under its key (a chunked row of
+ * the same digest and length) is left alone (200 "unchanged"), and its
+ * chunks not written to the master again. A canonical write still sends
+ * them to the replicas, under the master's set (a replica holding them
+ * already changes nothing), then copies the master's row, as a canonical
+ * write of a small unchanged value copies its row. The write's own check
+ * (lane.c) still decides when the row changes in between. */
 static void seen_done(struct job *j)
 {
     struct kv_op *op = j->arg;
@@ -376,26 +405,28 @@ static void seen_done(struct job *j)
         return;
     }
     if (j->st == LKV_ENOTFOUND || !seen->has_digest || !op->rec.has_digest ||
-        memcmp(seen->digest, op->rec.digest, sizeof(seen->digest)) != 0) {
-        write_spooled_chunks(w, op);
+        memcmp(seen->digest, op->rec.digest, sizeof(seen->digest)) != 0 ||
+        seen->chunks == 0 || seen->value_len != op->rec.value_len) {
+        write_spooled_chunks(w, op, version_now_us());
         return;
     }
     op->unchanged = 1;
     op->written = 1;
     op->rec.version = seen->version;
     op->rec.expires_at = seen->expires_at;
-    op->rec.chunks = seen->chunks;
-    op->rec.chunk_version = seen->chunk_version;
     memcpy(op->rec.ctype, seen->ctype, sizeof(op->rec.ctype));
-    if (op->canonical)
-        replicate(op); /* as an unchanged write of a small value is */
+    if (op->canonical && w->be->partitions > 1)
+        write_spooled_chunks(w, op, seen->chunk_version); /* to the replicas */
     else
         finish(op, LKV_OK);
 }
 
-static void write_spooled_chunks(struct worker *w, struct kv_op *op)
+/* Writes the spooled value as chunk set `set`: to the master, and teed to
+ * the replicas when canonical; to the replicas only when the master holds
+ * it (op->unchanged). */
+static void write_spooled_chunks(struct worker *w, struct kv_op *op, uint64_t set)
 {
-    op->job.chunk_set = version_now_us();
+    op->job.chunk_set = set;
     op->job.chunk_n = 0;
     spooled_chunk_next(w, op);
 }

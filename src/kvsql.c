@@ -69,7 +69,10 @@ static const char *const templates[] = {
                          STORE_SWITCH_IF_WHOLE RETURNING,
     [KV_SWITCH_UPSERT] = STORE_SWITCH_HEAD " SELECT ?, '', ?, ?, 0, ?, NULL, ?, ?, ?, ?"
                          STORE_SWITCH_IF_WHOLE WRITE_UPDATE RETURNING,
-    [KV_APPLY_CHUNKED] = STORE_APPLY_CHUNKED,
+    /* RETURNING: a row when the set is whole here (applied, or the row
+     * already at this version or above); none when it is not (the copy
+     * changed nothing: the replica does not hold the value). */
+    [KV_APPLY_CHUNKED] = STORE_APPLY_CHUNKED " RETURNING k",
     /* Not a row that has expired: that key is absent already (404). */
     /* The live row, turned into a tombstone; its new version comes back
      * by RETURNING. An UPDATE setting LAST_INSERT_ID(version) would do,

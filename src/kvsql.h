@@ -43,7 +43,8 @@ enum kvsql_id {
                          set, then k, set, chunks; RETURNING k, version */
     KV_SWITCH_UPSERT, /* the same over a locked row (WRITE_UPDATE) */
     KV_APPLY_CHUNKED, /* a copy of a chunked row, if its set is complete:
-                         KV_SWITCH_INSERT's parameters, version the copy's */
+                         KV_SWITCH_INSERT's parameters, version the copy's;
+                         RETURNING k when the set is complete */
     KV_GET_MANY,      /* k + KV_GET's columns; + i for width 2 << i */
     KV_APPLY_MANY = KV_GET_MANY + KVSQL_WIDTHS,    /* copies, padded */
     KV_LOCK_MANY = KV_APPLY_MANY + KVSQL_WIDTHS,   /* k, version, deleted, expires_at FOR UPDATE;

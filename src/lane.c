@@ -311,15 +311,25 @@ static void bind_chunked_row(struct lane *l, const struct record *rec, uint64_t 
 
 /* A copy of a chunked value: applied only if the set is whole at this
  * partition (a replica whose chunks were not all teed stays as it was;
- * the sync brings it later). */
+ * the sync brings it later). The statement returns a row when the set is
+ * whole: the replica holds the value now (applied, or already there; or a
+ * later one), as an ordinary copy counts. */
+static enum lkv_status chunked_copy_row(MYSQL_STMT *s, void *arg)
+{
+    (void)s;
+    struct lane *l = arg;
+    l->batch[0]->st = LKV_OK;
+    return LKV_OK;
+}
+
 static void chunked_copy_done(struct dbconn *c, enum lkv_status st, void *arg)
 {
+    (void)c;
     struct lane *l = arg;
     if (st != LKV_OK) {
         batch_failed(l, st);
         return;
     }
-    l->batch[0]->st = c->affected_rows > 0 ? LKV_OK : LKV_EUNAVAIL;
     end_batch(l, LKV_OK);
 }
 
@@ -341,7 +351,10 @@ static void start_copy(struct lane *l)
     int n = l->nbatch, width = 1, id = KV_APPLY;
     if (l->batch[0]->rec->chunks > 0 && !l->batch[0]->rec->deleted) { /* alone: take_batch */
         bind_chunked_row(l, l->batch[0]->rec, l->batch[0]->rec->version);
-        dbconn_exec(&l->conn, KV_APPLY_CHUNKED, l->param, NULL, NULL, chunked_copy_done, l);
+        bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
+        l->batch[0]->st = LKV_EUNAVAIL; /* unless a row comes back */
+        dbconn_exec(&l->conn, KV_APPLY_CHUNKED, l->param, l->result, chunked_copy_row,
+                    chunked_copy_done, l);
         return;
     }
     if (n > 1) {

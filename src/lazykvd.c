@@ -19,11 +19,13 @@
 #include "auth.h"
 #include "chunks.h"
 #include "config.h"
+#include "digest.h"
 #include "lkv.h"
 #include "log.h"
 #include "notify.h"
 #include "partition.h"
 #include "server.h"
+#include "spool.h"
 #include "store.h"
 #include "tls.h"
 
@@ -124,6 +126,27 @@ static int check_schemas(const struct lkv_config *cfg)
     return old || small ? 2 : 0;
 }
 
+/* Content-addressed writes (key_length >= 64) keep a body over one chunk
+ * in a spool file until its last byte (spool.h): the spool directory must
+ * take one, checked once here rather than found out by each such write.
+ * 0, or 2 with one line. */
+static int check_spool_dir(const struct lkv_config *cfg)
+{
+    if (cfg->key_length < DIGEST_HEX_LEN || cfg->max_value_size <= (long long)CHUNKS_SIZE)
+        return 0; /* nothing is ever spooled */
+    struct spool *sp = spool_open(NULL);
+    if (sp) {
+        spool_free(sp);
+        return 0;
+    }
+    fprintf(stderr,
+            "lazykvd: %s: cannot make a temporary file there (%s); content-addressed"
+            " writes over 1 MiB are kept there until their last byte: set TMPDIR to a"
+            " writable directory on disk\n",
+            spool_default_dir(), strerror(errno));
+    return 2;
+}
+
 /* -t: the effective configuration, and the certificate lazykvd would
  * serve (its files and the tokens file checked as at start-up). 0, or 2
  * with one line. */
@@ -140,6 +163,10 @@ static int check_config(struct lkv_config *cfg)
     }
     if (cfg->tokens_file)
         auth_close(&tokens);
+    if (check_spool_dir(cfg) != 0) {
+        config_free(cfg);
+        return 2;
+    }
     if (tls_server_load(&tls, cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "lazykvd: %s\n", err);
         rc = 2;
@@ -204,6 +231,10 @@ int main(int argc, char **argv)
         return check_config(cfg);
     if (geteuid() == 0 && !allow_root) {
         fprintf(stderr, "lazykvd: refusing to run as root (use --allow-root to insist)\n");
+        config_free(cfg);
+        return 2;
+    }
+    if (check_spool_dir(cfg) != 0) {
         config_free(cfg);
         return 2;
     }

@@ -420,7 +420,8 @@ static void park_upload(struct MHD_Connection *conn, struct request *req)
 /* Takes body bytes into req's spool (spool.h). A spool that fails (the
  * disk is full) is dropped, and the rest of the body with it: the request
  * is answered 503 at its end, as an upload's failure is. */
-static enum MHD_Result spool_body(struct request *req, const char *data, size_t *size)
+static enum MHD_Result spool_body(struct lkv_server *srv, struct MHD_Connection *conn,
+                                  struct request *req, const char *data, size_t *size)
 {
     size_t n = *size;
     *size = 0;
@@ -434,17 +435,15 @@ static enum MHD_Result spool_body(struct request *req, const char *data, size_t 
         req->spool = NULL;
         return MHD_YES;
     }
-    if (request_body_hash(req, data, n) != LKV_OK) {
-        req->spool_errno = EIO;
-        spool_free(req->spool);
-        req->spool = NULL;
-    }
+    if (request_body_hash(req, data, n) != LKV_OK)
+        return send_error(srv, conn, req, LKV_EINTERNAL, "the body could not be hashed");
     return MHD_YES;
 }
 
 /* The body has passed one chunk and is spooled from now on: the chunk
  * held goes first. */
-static enum MHD_Result start_spool(struct request *req, const char *data, size_t *size)
+static enum MHD_Result start_spool(struct lkv_server *srv, struct MHD_Connection *conn,
+                                   struct request *req, const char *data, size_t *size)
 {
     req->spool = spool_open(NULL);
     if (req->spool == NULL || spool_append(req->spool, req->body.data, req->body.len) != 0) {
@@ -454,7 +453,7 @@ static enum MHD_Result start_spool(struct request *req, const char *data, size_t
         req->spool = NULL;
     }
     buf_free(&req->body);
-    return spool_body(req, data, size);
+    return spool_body(srv, conn, req, data, size);
 }
 
 /* Takes body bytes: into the body while it fits in one chunk (or whole,
@@ -466,7 +465,7 @@ static enum MHD_Result receive_body(struct lkv_server *srv, struct MHD_Connectio
 {
     size_t n = *size;
     if (req->spool || req->spool_errno)
-        return spool_body(req, data, size);
+        return spool_body(srv, conn, req, data, size);
     if (req->upload == NULL) {
         int streams = handle_streams_body(srv->cfg, req);
         int spools = handle_spools_body(req);
@@ -488,7 +487,7 @@ static enum MHD_Result receive_body(struct lkv_server *srv, struct MHD_Connectio
         if (n == 0)
             return MHD_YES;
         if (spools)
-            return start_spool(req, data, size);
+            return start_spool(srv, conn, req, data, size);
         /* More than a chunk: the first goes to the master now. */
         const struct uri *u = &req->uri;
         struct worker *w = &srv->workers[kv_route(u->key, u->key_len, srv->nworkers)];
@@ -536,7 +535,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             req->too_large = 1;
             req->discarded += req->body.len + n;
             buf_free(&req->body);
-            spool_free(req->spool); /* 413: its bytes count as discarded */
+            spool_free(req->spool); /* answered 413: the spool is of no use */
             req->spool = NULL;
             return req->discarded > 2ULL * (unsigned long long)max ? MHD_NO : MHD_YES;
         }

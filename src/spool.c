@@ -9,14 +9,12 @@
 #include <unistd.h>
 
 struct spool {
-    int fd;
-    uint64_t len;
+    int fd;             /* owned: the unnamed file */
+    uint64_t len;       /* bytes appended */
 };
 
-static const char *spool_dir(const char *dir)
+const char *spool_default_dir(void)
 {
-    if (dir && dir[0])
-        return dir;
     const char *tmp = getenv("TMPDIR");
     return tmp && tmp[0] ? tmp : "/var/tmp";
 }
@@ -50,7 +48,7 @@ struct spool *spool_open(const char *dir)
     struct spool *sp = malloc(sizeof(*sp));
     if (sp == NULL)
         return NULL;
-    sp->fd = unnamed_file(spool_dir(dir));
+    sp->fd = unnamed_file(dir && dir[0] ? dir : spool_default_dir());
     sp->len = 0;
     if (sp->fd < 0) {
         int e = errno;
@@ -101,6 +99,12 @@ int spool_read(const struct spool *sp, uint64_t off, void *buf, size_t n)
         n -= (size_t)r;
     }
     return 0;
+}
+
+void spool_will_read(const struct spool *sp, uint64_t off, size_t n)
+{
+    if (off < sp->len)
+        (void)posix_fadvise(sp->fd, (off_t)off, (off_t)n, POSIX_FADV_WILLNEED);
 }
 
 uint64_t spool_length(const struct spool *sp)

@@ -1339,8 +1339,10 @@ def test_content_addressed_chunked_value_twice(c):
     """Content-addressed keys on the chunked path: POST ?key=sha256 of a
     2 MiB + 5 body answers 201 with Location /bucket/<hex sha-256> and
     stores the value as chunks at that key's master; the same content again
-    is 200 with the same ETag, and nothing is rewritten: neither the main
-    row nor its chunks (no second set is written, lazy or canonical)."""
+    is 200 with the same ETag, and the master is not written again (neither
+    its row nor a second set). Lazily, no other partition is written either;
+    canonically, the replicas are brought up to the master's row and set
+    (X-Lazykv-Replicas n/n), and again with nothing left to bring."""
     with own_kvd(c) as (proc, port):
         value = rnd_bytes(2 * CHUNK + 5, 110)
         hexkey = sha_hex(value)
@@ -1351,15 +1353,24 @@ def test_content_addressed_chunked_value_twice(c):
         etag, master, version = r.header("ETag"), r.json()["master"], r.json()["version"]
         check_whole(c.request("GET", path(hexkey, True), port=port), value, etag)
         assert_stored(c, master, hexkey, value, version)
-        for target in ("/bucket/?key=sha256", "/canonicalbucket/?key=sha256"):
-            again = c.request("POST", target, value, port=port)
-            assert again.status == 200 and again.header("ETag") == etag, again
+        first = main_row(c, master, hexkey)
+        again = c.request("POST", "/bucket/?key=sha256", value, port=port)
+        assert again.status == 200 and again.header("ETag") == etag, again
+        assert again.json()["result"] == "unchanged", again.json()
+        assert main_row(c, master, hexkey) == first, "rewritten"
+        for i in range(c.n):
+            assert chunk_count(c, i, hexkey) == (3 if i == master else 0), i
+        for n in (1, 2):
+            again = c.request("POST", "/canonicalbucket/?key=sha256", value, port=port)
+            assert again.status == 200 and again.header("ETag") == etag, (n, again)
             assert again.json()["result"] == "unchanged", again.json()
-            assert main_row(c, master, hexkey)["version"] == version, "rewritten"
+            assert again.header("X-Lazykv-Replicas") == "%d/%d" % (c.n, c.n), (n, again)
+            assert main_row(c, master, hexkey) == first, "rewritten"
             for i in range(c.n):
-                # the master's one set of 3 chunks; no other partition wrote any
-                assert chunk_count(c, i, hexkey) == (3 if i == master else 0), (target, i)
-        assert_stored(c, master, hexkey, value, version)
+                assert_stored(c, i, hexkey, value, version)
+                # the master's one set, under the master's name, everywhere
+                assert main_row(c, i, hexkey)["chunk_version"] == first["chunk_version"], i
+                assert chunk_count(c, i, hexkey) == 3, (n, i)
         assert c.request("DELETE", path(hexkey, True), port=port).status == 202
         collect(c)
         for i in range(c.n):
@@ -1438,27 +1449,58 @@ def test_content_addressed_body_is_spooled_to_disk_not_held(c):
         assert c.request("DELETE", path(hexkey, True), port=port).status == 202
 
 
-def test_content_addressed_spool_that_cannot_be_made_is_503(c):
-    """A body past one chunk that cannot be spooled ($TMPDIR does not
-    exist) is answered 503 saying so, and nothing is stored; a body within
-    one chunk is not spooled and is stored as ever."""
+def test_lazykvd_refuses_to_start_where_it_cannot_spool(c):
+    """A $TMPDIR where no file can be made is found at start-up, not by
+    each large content-addressed write: lazykvd (and lazykvd -t) exits 2
+    with one line naming the directory and TMPDIR. With key_length < 64
+    nothing is ever spooled, and it starts."""
     missing = os.path.join(c.dir, "no-such-spool-dir")
-    value = rnd_bytes(2 * CHUNK, 111)
-    hexkey = sha_hex(value)
-    with tmpdir_env(missing), own_kvd(c) as (proc, port):
-        r = c.request("POST", "/bucket/?key=sha256", value, port=port)
-        assert r.status == 503, r
-        assert r.json()["detail"] == ("the body could not be kept on disk until its last byte; "
-                                      "nothing was written"), r.json()
-        assert c.request("HEAD", path(hexkey, True), port=port).status == 404
-        for i in range(c.n):
-            assert main_row(c, i, hexkey) is None and chunk_count(c, i, hexkey) == 0, i
-        small = rnd_bytes(CHUNK, 112)
-        r = c.request("POST", "/bucket/?key=sha256", small, port=port)
-        assert r.status == 201 and r.json()["key"] == sha_hex(small), r
-        check_whole(c.request("GET", path(sha_hex(small), True), port=port), small,
-                    r.header("ETag"))
-        assert c.request("DELETE", path(sha_hex(small), True), port=port).status == 202
+    cfg = c.kvd_config({"max_value_size": OWN_MAX}, name="spool-missing.cfg")
+    line = ("lazykvd: %s: cannot make a temporary file there (No such file or directory);"
+            " content-addressed writes over 1 MiB are kept there until their last byte:"
+            " set TMPDIR to a writable directory on disk" % missing)
+    env = dict(os.environ, TMPDIR=missing)
+    for extra in ([], ["-t"]):
+        p = subprocess.run(c.kvd_args(cfg, free_port()) + extra, env=env, capture_output=True,
+                           timeout=30)
+        assert p.returncode == 2, (extra, p)
+        assert p.stderr.decode() == line + "\n", (extra, p.stderr)
+    with tmpdir_env(missing), own_kvd(c, key_length=63) as (proc, port):
+        r = c.request("POST", "/bucket/?key=sha256", b"x", port=port)
+        assert r.status == 400, r
+
+
+def test_content_addressed_body_the_disk_cannot_hold_is_503(c):
+    """A spool that fails half-way (its file system full: a 3 MiB tmpfs as
+    $TMPDIR) drops the rest of the body; the answer is 503 saying so, and
+    nothing is stored. A body within one chunk is not spooled and is stored
+    as ever. (Mounting a tmpfs needs root.)"""
+    if os.geteuid() != 0:
+        print("skipped: mounting a tmpfs needs root")
+        return
+    small_fs = os.path.join(c.dir, "small-spool")
+    os.makedirs(small_fs, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", small_fs], check=True)
+    try:
+        value = rnd_bytes(8 * CHUNK, 111)
+        hexkey = sha_hex(value)
+        with tmpdir_env(small_fs), own_kvd(c) as (proc, port):
+            r = c.request("POST", "/bucket/?key=sha256", value, port=port)
+            assert r.status == 503, r
+            assert r.json()["detail"] == ("the body could not be kept on disk until its last"
+                                          " byte; nothing was written"), r.json()
+            assert c.request("HEAD", path(hexkey, True), port=port).status == 404
+            for i in range(c.n):
+                assert main_row(c, i, hexkey) is None and chunk_count(c, i, hexkey) == 0, i
+            assert os.listdir(small_fs) == []
+            small = rnd_bytes(CHUNK, 112)
+            r = c.request("POST", "/bucket/?key=sha256", small, port=port)
+            assert r.status == 201 and r.json()["key"] == sha_hex(small), r
+            check_whole(c.request("GET", path(sha_hex(small), True), port=port), small,
+                        r.header("ETag"))
+            assert c.request("DELETE", path(sha_hex(small), True), port=port).status == 202
+    finally:
+        subprocess.run(["umount", small_fs], check=True)
 
 
 # ---- the end: delete-tree of every large value ------------------------------------------
