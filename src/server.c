@@ -402,6 +402,10 @@ static enum MHD_Result begin_request(struct lkv_server *srv, struct MHD_Connecti
     struct reply rep;
     if (!handle_begin(srv, req, &rep))
         return send_reply(srv, conn, req, &rep);
+    if (len > CHUNKS_SIZE && handle_spools_body(req) && !spool_room(NULL, (uint64_t)len))
+        return send_error(srv, conn, req, LKV_EUNAVAIL,
+                          "no room on disk to keep the body until its last byte; "
+                          "nothing was written");
     if (len > CHUNKS_SIZE && (handle_streams_body(srv->cfg, req) || handle_spools_body(req)))
         len = CHUNKS_SIZE; /* the rest is streamed, or spooled */
     if (len > 0 && buf_reserve(&req->body, (size_t)len) != 0)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct spool {
@@ -59,8 +60,43 @@ struct spool *spool_open(const char *dir)
     return sp;
 }
 
+/* Bytes a spool leaves free on its file system: 5 % of it, at most 1 GiB
+ * (as ext4 keeps 5 % for root), so that bodies being spooled never fill a
+ * disk that others (a MariaDB on the same host) write to. */
+static uint64_t free_floor(const struct statvfs *vfs)
+{
+    uint64_t total = (uint64_t)vfs->f_blocks * vfs->f_frsize;
+    uint64_t floor = total / 20;
+    return floor < (1ULL << 30) ? floor : 1ULL << 30;
+}
+
+/* Whether n more bytes leave the floor free on fd's file system (1 when
+ * that cannot be told). */
+static int room_for(int fd, uint64_t n)
+{
+    struct statvfs vfs;
+    if (fstatvfs(fd, &vfs) != 0)
+        return 1;
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    return avail >= n && avail - n >= free_floor(&vfs);
+}
+
+int spool_room(const char *dir, uint64_t n)
+{
+    int fd = open(dir && dir[0] ? dir : spool_default_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 1; /* spool_open says what is wrong */
+    int room = room_for(fd, n);
+    close(fd);
+    return room;
+}
+
 int spool_append(struct spool *sp, const void *data, size_t n)
 {
+    if (!room_for(sp->fd, n)) {
+        errno = ENOSPC;
+        return -1;
+    }
     const char *p = data;
     while (n > 0) {
         ssize_t w = pwrite(sp->fd, p, n, (off_t)sp->len);

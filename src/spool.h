@@ -36,8 +36,15 @@ const char *spool_default_dir(void);
  * set when it cannot be made. */
 struct spool *spool_open(const char *dir);
 
-/* Appends n bytes. 0, or -1 with errno set (ENOSPC: the disk is full). */
+/* Appends n bytes. 0, or -1 with errno set (ENOSPC: the disk is full, or
+ * would be left with less than 5 % of it free, at most 1 GiB: spooled
+ * bodies never fill a disk that others write to). */
 int spool_append(struct spool *sp, const void *data, size_t n);
+
+/* Whether dir (NULL: spool_default_dir()) has room for n bytes more, as
+ * spool_append counts it: to refuse a body by its Content-Length before
+ * reading it. 1 also when that cannot be told. */
+int spool_room(const char *dir, uint64_t n);
 
 /* Reads n bytes from offset off, which must lie within what was appended.
  * 0, or -1 with errno set (EIO also for a short file). */

@@ -22,6 +22,7 @@ no 100 MiB blob ever crosses the client.
 import base64
 import contextlib
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -1470,11 +1471,26 @@ def test_lazykvd_refuses_to_start_where_it_cannot_spool(c):
         assert r.status == 400, r
 
 
+def chunked_post(port, p, value, piece=256 * 1024):
+    """POSTs value with Transfer-Encoding: chunked (no Content-Length);
+    returns (status, parsed JSON body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", p, body=(value[i:i + piece] for i in range(0, len(value), piece)),
+                     encode_chunked=True)
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        conn.close()
+
+
 def test_content_addressed_body_the_disk_cannot_hold_is_503(c):
-    """A spool that fails half-way (its file system full: a 3 MiB tmpfs as
-    $TMPDIR) drops the rest of the body; the answer is 503 saying so, and
-    nothing is stored. A body within one chunk is not spooled and is stored
-    as ever. (Mounting a tmpfs needs root.)"""
+    """Spooled bodies never fill their file system (a 3 MiB tmpfs as
+    $TMPDIR here): they leave 5 % of it free. A body whose Content-Length
+    cannot fit is 503 before it is read; one sent without a length that
+    runs out of room half-way has the rest dropped and is 503 at its end;
+    nothing is stored either way. One that fits is stored; a body within one
+    chunk is not spooled at all. (Mounting a tmpfs needs root.)"""
     if os.geteuid() != 0:
         print("skipped: mounting a tmpfs needs root")
         return
@@ -1485,14 +1501,29 @@ def test_content_addressed_body_the_disk_cannot_hold_is_503(c):
         value = rnd_bytes(8 * CHUNK, 111)
         hexkey = sha_hex(value)
         with tmpdir_env(small_fs), own_kvd(c) as (proc, port):
-            r = c.request("POST", "/bucket/?key=sha256", value, port=port)
-            assert r.status == 503, r
-            assert r.json()["detail"] == ("the body could not be kept on disk until its last"
-                                          " byte; nothing was written"), r.json()
+            # the head alone: the answer comes before any of the body is sent
+            s = raw_upload(port, "POST", "/bucket/?key=sha256", len(value))
+            try:
+                resp = read_response(s, timeout=30)
+            finally:
+                s.close()
+            assert status_of(resp) == 503, resp
+            doc = json.loads(resp.partition(b"\r\n\r\n")[2])
+            assert doc["detail"] == ("no room on disk to keep the body until its last"
+                                     " byte; nothing was written"), doc
+            status, doc = chunked_post(port, "/bucket/?key=sha256", value)
+            assert status == 503, doc
+            assert doc["detail"] == ("the body could not be kept on disk until its last"
+                                     " byte; nothing was written"), doc
             assert c.request("HEAD", path(hexkey, True), port=port).status == 404
             for i in range(c.n):
                 assert main_row(c, i, hexkey) is None and chunk_count(c, i, hexkey) == 0, i
             assert os.listdir(small_fs) == []
+            fits = rnd_bytes(2 * CHUNK, 113)
+            status, doc = chunked_post(port, "/bucket/?key=sha256", fits)
+            assert status == 201 and doc["key"] == sha_hex(fits), doc
+            check_whole(c.request("GET", path(sha_hex(fits), True), port=port), fits)
+            assert c.request("DELETE", path(sha_hex(fits), True), port=port).status == 202
             small = rnd_bytes(CHUNK, 112)
             r = c.request("POST", "/bucket/?key=sha256", small, port=port)
             assert r.status == 201 and r.json()["key"] == sha_hex(small), r

@@ -104,6 +104,21 @@ START_TEST(tmpdir_is_the_default)
 }
 END_TEST
 
+START_TEST(room_is_counted_against_the_file_system)
+{
+    char dir[64];
+    make_dir(dir, sizeof(dir));
+    ck_assert_int_eq(spool_room(dir, 1), 1);
+    ck_assert_int_eq(spool_room(dir, 1ULL << 62), 0); /* no disk is that large */
+    struct spool *sp = spool_open(dir);
+    ck_assert_ptr_nonnull(sp);
+    static char byte = 'x';
+    ck_assert_int_eq(spool_append(sp, &byte, 1), 0);
+    spool_free(sp);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 Suite *spool_suite(void);
 Suite *spool_suite(void)
 {
@@ -113,6 +128,7 @@ Suite *spool_suite(void)
     tcase_add_test(tc, reads_past_the_end_are_refused);
     tcase_add_test(tc, a_missing_directory_is_an_error);
     tcase_add_test(tc, tmpdir_is_the_default);
+    tcase_add_test(tc, room_is_counted_against_the_file_system);
     suite_add_tcase(s, tc);
     return s;
 }
