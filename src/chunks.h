@@ -218,7 +218,10 @@
  *  master's switch commits: a replica never shows a value the master
  *  refused. X-Lazykv-Replicas counts the replicas switched.
  *  Content-addressed writes (POST ?key=sha256) learn their key, and so
- *  their master, only at the last byte. Up to CHUNKS_INLINE_MAX they are
+ *  their master, only at the last byte, unless their Content-Digest or
+ *  Repr-Digest declares the body's SHA-256: then the body streams to that
+ *  key's master as any upload, checked at its end as any write's digest.
+ *  Else, up to CHUNKS_INLINE_MAX they are
  *  buffered and written inline. Longer, the body is spooled to an unnamed
  *  local file as it arrives (spool.h). At the end the key's master is
  *  asked for the key's row: live with the same digest, the answer is 200

@@ -540,6 +540,23 @@ static int content_addressed_possible(const struct lkv_server *srv, struct reque
     return 0;
 }
 
+/* A content-addressed write whose headers give the body's SHA-256 (the
+ * first sha-256 of Content-Digest or Repr-Digest) knows its key before
+ * its body: the body streams to that key's master as any write's does,
+ * and a body that does not match is 400 at its end, as for any write
+ * (its chunks left to the collector). */
+static void declare_content_address(struct request *req)
+{
+    for (int i = 0; i < req->expect.n; i++) {
+        const struct digest_expected *x = &req->expect.item[i];
+        if (x->alg == DIGEST_SHA256) {
+            digest_hex(x->value, DIGEST_SHA256_LEN, req->ca_key);
+            req->ca_declared = 1;
+            return;
+        }
+    }
+}
+
 int handle_begin(struct lkv_server *srv, struct request *req, struct reply *rep)
 {
     memset(rep, 0, sizeof(*rep));
@@ -552,6 +569,8 @@ int handle_begin(struct lkv_server *srv, struct request *req, struct reply *rep)
     }
     if (req->uri.route == ROUTE_LIST && !content_addressed_possible(srv, req, rep))
         return 0;
+    if (req->uri.route == ROUTE_LIST)
+        declare_content_address(req);
     /* SHA-256 always (the value's Repr-Digest, a content-addressed key),
      * and whatever the client's digests need */
     enum lkv_status st = digest_hasher_init(
@@ -1115,19 +1134,36 @@ static int handle_key(struct lkv_server *srv, struct request *req, struct reply 
     return is_read ? start_get(req, rep) : start_write(req, rep, u->key, u->key_len);
 }
 
+static int is_content_addressed(const struct request *req)
+{
+    return req->uri_status == LKV_OK && req->uri.route == ROUTE_LIST && req->method == M_POST &&
+           req->uri.key_sha256;
+}
+
 int handle_streams_body(const struct lkv_config *cfg, const struct request *req)
 {
     const struct uri *u = &req->uri;
     const char *why = NULL;
+    if (is_content_addressed(req))
+        return req->ca_declared;
     return req->uri_status == LKV_OK && u->route == ROUTE_KEY &&
            (req->method == M_POST || req->method == M_PUT) && !u->refresh &&
            uri_check_key(u->key, u->key_len, cfg->key_length, 0, &why) == LKV_OK;
 }
 
+const char *handle_body_key(const struct request *req, size_t *len)
+{
+    if (is_content_addressed(req)) {
+        *len = DIGEST_HEX_LEN;
+        return req->ca_key;
+    }
+    *len = req->uri.key_len;
+    return req->uri.key;
+}
+
 int handle_spools_body(const struct request *req)
 {
-    return req->uri_status == LKV_OK && req->uri.route == ROUTE_LIST && req->method == M_POST &&
-           req->uri.key_sha256;
+    return is_content_addressed(req) && !req->ca_declared;
 }
 
 int handle_request(struct lkv_server *srv, struct request *req, struct reply *rep)

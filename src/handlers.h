@@ -79,6 +79,9 @@ struct request {
     char ca_key[DIGEST_HEX_LEN + 1]; /* a content-addressed write's key: the
                                    body's SHA-256 in hex (op.rec.key points
                                    here) */
+    int ca_declared;            /* ... known from the headers already: the
+                                   Content-Digest or Repr-Digest sha-256 the
+                                   body must match (its body streams) */
     int too_large;              /* the body passed max_value_size: discarding */
     unsigned long long discarded; /* bytes of it thrown away */
     struct kv_op op;            /* owned contents: the work a worker does */
@@ -128,12 +131,17 @@ enum lkv_status request_body_hash(struct request *req, const char *data, size_t 
 int handle_request(struct lkv_server *srv, struct request *req, struct reply *rep);
 
 /* Whether req's body, once past one chunk, is streamed to its master
- * (a POST or PUT of a key) rather than held whole. */
+ * rather than held whole: a POST or PUT of a key, or a content-addressed
+ * write whose headers declare the body's SHA-256 (its key). */
 int handle_streams_body(const struct lkv_config *cfg, const struct request *req);
 
+/* The key a streamed body goes to (handle_streams_body said 1): the
+ * URI's, or the declared content-addressed key. */
+const char *handle_body_key(const struct request *req, size_t *len);
+
 /* Whether req's body, once past one chunk, is spooled to disk until its
- * last byte (spool.h): a content-addressed write, whose key and master are
- * known only then. */
+ * last byte (spool.h): a content-addressed write that declares no
+ * SHA-256, whose key and master are known only then. */
 int handle_spools_body(const struct request *req);
 
 /* Renders the reply of req once its operation has run (on the worker's

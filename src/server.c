@@ -493,9 +493,10 @@ static enum MHD_Result receive_body(struct lkv_server *srv, struct MHD_Connectio
         if (spools)
             return start_spool(srv, conn, req, data, size);
         /* More than a chunk: the first goes to the master now. */
-        const struct uri *u = &req->uri;
-        struct worker *w = &srv->workers[kv_route(u->key, u->key_len, srv->nworkers)];
-        req->upload = upload_start(w, u->key, u->key_len, u->canonical,
+        size_t key_len;
+        const char *key = handle_body_key(req, &key_len);
+        struct worker *w = &srv->workers[kv_route(key, key_len, srv->nworkers)];
+        req->upload = upload_start(w, key, key_len, req->uri.canonical,
                                    buf_steal(&req->body, NULL), srv->stream_hooks);
         if (req->upload == NULL) {
             *size = 0;

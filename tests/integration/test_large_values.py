@@ -1450,6 +1450,52 @@ def test_content_addressed_body_is_spooled_to_disk_not_held(c):
         assert c.request("DELETE", path(hexkey, True), port=port).status == 202
 
 
+def test_content_addressed_body_with_a_declared_sha256_streams(c):
+    """A content-addressed write whose Content-Digest (or Repr-Digest)
+    gives the body's SHA-256 knows its key from its headers: its body
+    streams to that key's master as it arrives (chunk rows there before the
+    body ends, no spool file), and is stored as any; a body that does not
+    match the declared digest is 400 naming it, and nothing is stored (its
+    chunks are collected)."""
+    spool_dir = os.path.join(c.dir, "spool-declared")
+    os.makedirs(spool_dir, exist_ok=True)
+    value = rnd_bytes(20 * CHUNK + 9, 120)
+    hexkey = sha_hex(value)
+    declared = "Content-Digest: sha-256=:%s:\r\n" % b64(hashlib.sha256(value).digest())
+    with tmpdir_env(spool_dir), own_kvd(c) as (proc, port):
+        s = raw_upload(port, "POST", "/canonicalbucket/?key=sha256", len(value),
+                       declared.encode())
+        try:
+            s.sendall(value[:6 * CHUNK])
+            wait_for(lambda: sum(chunk_count(c, i, hexkey) for i in range(c.n)) >= 3,
+                     timeout=30, what="chunks of the declared key before the body ends")
+            assert open_fds_under(proc.pid, spool_dir) == 0, "spooled, not streamed"
+            s.sendall(value[6 * CHUNK:])
+            resp = read_response(s)
+        finally:
+            s.close()
+        assert status_of(resp) == 201, resp[:600]
+        doc = json.loads(resp.partition(b"\r\n\r\n")[2])
+        assert doc["key"] == hexkey and doc["result"] == "created", doc
+        for i in range(c.n):
+            assert_stored(c, i, hexkey, value, doc["version"])
+        check_whole(c.request("GET", path(hexkey, True), port=port), value, doc["etag"])
+        assert c.request("DELETE", path(hexkey, True), port=port).status == 202
+
+        other = rnd_bytes(3 * CHUNK, 121)
+        r = c.request("POST", "/bucket/?key=sha256", other, port=port,
+                      headers={"Repr-Digest": "sha-256=:%s:" % b64(hashlib.sha256(value).digest())})
+        assert r.status == 400, r
+        assert r.json()["detail"] == ("the body does not match its Repr-Digest sha-256;"
+                                      " nothing was written"), r.json()
+        for key in (hexkey, sha_hex(other)):
+            for i in range(c.n):
+                assert main_row(c, i, key) is None or main_row(c, i, key)["deleted"], (key, i)
+        collect(c)
+        for i in range(c.n):
+            assert chunk_count(c, i, hexkey) == 0 and chunk_count(c, i, sha_hex(other)) == 0, i
+
+
 def test_lazykvd_refuses_to_start_where_it_cannot_spool(c):
     """A $TMPDIR where no file can be made is found at start-up, not by
     each large content-addressed write: lazykvd (and lazykvd -t) exits 2
