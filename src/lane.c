@@ -147,6 +147,19 @@ static void batch_failed(struct lane *l, enum lkv_status st)
     end_batch(l, st);
 }
 
+/* The end of a statement whose rows set each job's status (its row
+ * callback): a failure fails the batch, else each job keeps its own. */
+static void rows_decided_done(struct dbconn *c, enum lkv_status st, void *arg)
+{
+    (void)c;
+    struct lane *l = arg;
+    if (st != LKV_OK) {
+        batch_failed(l, st);
+        return;
+    }
+    end_batch(l, LKV_OK);
+}
+
 /* ---- reads ---------------------------------------------------------------- */
 
 /* Fills every job of the batch asking for the current row's key. */
@@ -322,17 +335,6 @@ static enum lkv_status chunked_copy_row(MYSQL_STMT *s, void *arg)
     return LKV_OK;
 }
 
-static void chunked_copy_done(struct dbconn *c, enum lkv_status st, void *arg)
-{
-    (void)c;
-    struct lane *l = arg;
-    if (st != LKV_OK) {
-        batch_failed(l, st);
-        return;
-    }
-    end_batch(l, LKV_OK);
-}
-
 static void copy_done(struct dbconn *c, enum lkv_status st, void *arg)
 {
     (void)c;
@@ -354,7 +356,7 @@ static void start_copy(struct lane *l)
         bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
         l->batch[0]->st = LKV_EUNAVAIL; /* unless a row comes back */
         dbconn_exec(&l->conn, KV_APPLY_CHUNKED, l->param, l->result, chunked_copy_row,
-                    chunked_copy_done, l);
+                    rows_decided_done, l);
         return;
     }
     if (n > 1) {
@@ -787,17 +789,6 @@ static enum lkv_status lone_delete_row(MYSQL_STMT *s, void *arg)
     return LKV_OK;
 }
 
-static void lone_delete_done(struct dbconn *c, enum lkv_status st, void *arg)
-{
-    (void)c;
-    struct lane *l = arg;
-    if (st != LKV_OK) {
-        batch_failed(l, st);
-        return;
-    }
-    end_batch(l, LKV_OK);
-}
-
 static void start_write(struct lane *l)
 {
     l->now_us = version_now_us();
@@ -827,7 +818,7 @@ static void start_write(struct lane *l)
         bind_out(&l->result[0], MYSQL_TYPE_BLOB, l->key, sizeof(l->key) - 1, &l->klen);
         bind_u64(&l->result[1], &l->row.version);
         j->st = LKV_ENOTFOUND; /* unless a row comes back */
-        dbconn_exec(&l->conn, KV_DELETE, l->param, l->result, lone_delete_row, lone_delete_done,
+        dbconn_exec(&l->conn, KV_DELETE, l->param, l->result, lone_delete_row, rows_decided_done,
                     l);
         return;
     }
