@@ -335,17 +335,13 @@ static enum lkv_status chunked_copy_row(MYSQL_STMT *s, void *arg)
     return LKV_OK;
 }
 
+/* A multi-row copy: every copy in it holds once the statement ran. */
 static void copy_done(struct dbconn *c, enum lkv_status st, void *arg)
 {
-    (void)c;
     struct lane *l = arg;
-    if (st != LKV_OK) {
-        batch_failed(l, st);
-        return;
-    }
     for (int i = 0; i < l->nbatch; i++)
         l->batch[i]->st = LKV_OK;
-    end_batch(l, LKV_OK);
+    rows_decided_done(c, st, l);
 }
 
 static void start_copy(struct lane *l)
