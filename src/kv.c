@@ -237,10 +237,13 @@ static void chunk_part_done(struct job *j)
         finish(op, op->job.st);
 }
 
-/* Tees the chunk in op->job to every other partition still in the upload. */
-static void tee_chunk(struct worker *w, struct kv_op *op)
+/* Tees the chunk in op->job to every other partition still in the upload;
+ * returns how many tees it queued. A tee may have ended already when this
+ * returns (a statement can complete without waiting): count on the number
+ * queued, never on op->pending, to know whether any were sent. */
+static int tee_chunk(struct worker *w, struct kv_op *op)
 {
-    int n = w->be->partitions;
+    int n = w->be->partitions, queued = 0;
     if (op->copies == NULL) {
         op->copies = calloc((size_t)n, sizeof(*op->copies));
         op->tee_dropped = calloc((size_t)n, 1);
@@ -250,7 +253,7 @@ static void tee_chunk(struct worker *w, struct kv_op *op)
             free(op->tee_dropped);
             op->copies = NULL;
             op->tee_dropped = NULL;
-            return;
+            return 0;
         }
     }
     for (int p = 0; p < n; p++) {
@@ -265,8 +268,10 @@ static void tee_chunk(struct worker *w, struct kv_op *op)
         c->next = NULL;
         c->chunk_io = CHUNK_TEE;
         op->pending++;
+        queued++;
         submit(w, worker_lane(w, p, LANE_CHUNK), c);
     }
+    return queued;
 }
 
 static void run_chunk(struct worker *w, struct kv_op *op)
@@ -368,21 +373,20 @@ static void spooled_chunk_next(struct worker *w, struct kv_op *op)
     }
     j->done = spooled_chunk_done;
     j->arg = op;
-    op->pending = 1;
-    if (op->canonical && w->be->partitions > 1)
-        tee_chunk(w, op);
+    op->pending = 1; /* the master's chunk; held for the tees when unchanged */
+    int teed = op->canonical && w->be->partitions > 1 ? tee_chunk(w, op) : 0;
     if (!op->unchanged) {
         submit(w, worker_lane(w, op->master, LANE_CHUNK), j);
         return;
     }
-    /* The master holds the set: only the tees run. None left (every
+    /* The master holds the set: only the tees run. None queued (every
      * replica dropped or backing off): the copies say who holds it. */
-    if (op->pending == 1) {
+    if (teed == 0) {
         spooled_chunks_written(w, op);
         return;
     }
     j->st = LKV_OK;
-    spooled_chunk_done(j);
+    spooled_chunk_done(j); /* lets go of the hold: the last tee to end goes on */
 }
 
 /* The master's row of a content-addressed key, read before its chunks are

@@ -12,5 +12,5 @@ status=0
 echo "== unit tests"
 CK_FORK=yes "$build/unit_tests" || status=1
 echo "== integration tests"
-python3 tests/integration/run.py --bin "$bin" ${LAZYKV_TESTS:+--only "$LAZYKV_TESTS"} || status=1
+python3 tests/integration/run.py --bin "$bin" ${LAZYKV_TESTS:+--only "$LAZYKV_TESTS"} ${LAZYKV_REPEAT:+--repeat "$LAZYKV_REPEAT"} || status=1
 exit $status

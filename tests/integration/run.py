@@ -40,13 +40,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="bin")
     ap.add_argument("--only", default="")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each selected test this many times (to hunt a flaky one)")
     args = ap.parse_args()
 
     def on_term(signum, frame):
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_term)
 
-    tests = load_tests(args.only)
+    tests = [t for t in load_tests(args.only) for _ in range(max(args.repeat, 1))]
     cluster = harness.Cluster(args.bin)
     passed = failed = 0
     try:

@@ -30,6 +30,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 
@@ -103,6 +104,10 @@ def own_kvd(c, **overrides):
     finally:
         alive = proc.poll() is None
         c.stop_extra(proc)
+        if not ok or os.environ.get("LAZYKV_SHOW_LOGS"):
+            # what the test's lazykvd said: the one place a failure's cause shows
+            sys.stdout.write("-- the test's lazykvd log (tail):\n%s\n" % open(
+                log, errors="replace").read()[-4000:])
         if ok and not getattr(proc, "killed_by_test", False):
             assert alive, "the test's lazykvd died: %s" % open(log, errors="replace").read()[-3000:]
 
