@@ -111,11 +111,13 @@ static void end_batch(struct lane *l, enum lkv_status st_all)
     l->attempt = 0;
     l->retry_at_us = 0;
     count_batch(l, n);
+    /* Before the answers: an answer may submit to this lane and start its
+     * next batch at once (lane_submit), whose buffers must not be let go. */
+    dbconn_release_buffers(&l->conn);
     for (int i = 0; i < n; i++) {
         done[i]->statements = i == 0;
         answer(done[i], st_all != LKV_OK ? st_all : done[i]->st);
     }
-    dbconn_release_buffers(&l->conn);
     kick(l);
 }
 
