@@ -1164,8 +1164,11 @@ enum lkv_status store_incomplete_sets(struct pconn *c, store_incomplete_fn fn, v
     if (mysql_stmt_store_result(s) != 0) /* fn may run statements on c */
         return pconn_fail(c, s);
     int rc;
-    while ((rc = mysql_stmt_fetch(s)) == 0)
+    while ((rc = mysql_stmt_fetch(s)) == 0) {
         fn(key, klen, chunks, (uint32_t)held, arg);
+        if (c->stmt[ST_INCOMPLETE] != s)
+            return LKV_EUNAVAIL; /* fn lost the connection: s was closed with it */
+    }
     st = rc == 1 ? pconn_fail(c, s) : LKV_OK;
     finish(c, ST_INCOMPLETE);
     return st;

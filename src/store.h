@@ -307,7 +307,9 @@ enum lkv_status store_complete_chunks(struct pconn *source, struct pconn *target
                                       const struct record *rec);
 
 /* Calls fn for each live row of c that names a chunk set it does not hold
- * whole (chunks: how many the row names; held: how many are there). */
+ * whole (chunks: how many the row names; held: how many are there). fn may
+ * run statements on c; one that loses c's connection ends the walk with
+ * LKV_EUNAVAIL. */
 typedef void (*store_incomplete_fn)(const char *key, size_t len, uint32_t chunks, uint32_t held,
                                     void *arg);
 enum lkv_status store_incomplete_sets(struct pconn *c, store_incomplete_fn fn, void *arg);
