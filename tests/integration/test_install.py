@@ -457,6 +457,12 @@ def _watch_scans(c, port):
     return int(re.search(r"(?m)^lazykv_watch_scans_total (\d+)$", body).group(1))
 
 
+def _http_connections(c, port):
+    """lazykv_http_connections of the lazykvd on port (the asking one included)."""
+    body = c.request("GET", "/metrics", port=port).body.decode()
+    return int(re.search(r"(?m)^lazykv_http_connections (\d+)$", body).group(1))
+
+
 def _accepts(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -486,14 +492,18 @@ def test_sigterm_with_a_hung_partition_answers_its_requests_and_exits_within_5_s
                                      timeout=20).status
         except OSError as e:
             answers[key] = repr(e)
-    fds = len(os.listdir("/proc/%d/fd" % proc.pid))
+    # the POSTs' connections closed at lazykvd too: only the asking one open
+    wait_for(lambda: _http_connections(c, port) == 1, timeout=10,
+             what="lazykvd to close the connections of the writes")
     pid = c.freeze_node(0)
     try:
         for k in keys:
             threads.append(threading.Thread(target=get, args=(k,)))
             threads[-1].start()
-        # their connections accepted; the partition cannot answer them
-        wait_for(lambda: len(os.listdir("/proc/%d/fd" % proc.pid)) >= fds + len(keys),
+        # their connections accepted (counted, unlike open file descriptors,
+        # which a lane's connection to a partition adds too); the partition
+        # cannot answer them
+        wait_for(lambda: _http_connections(c, port) == 1 + len(keys),
                  timeout=10, what="lazykvd to hold the requests")
         assert answers == {}, answers
         t0 = time.monotonic()
