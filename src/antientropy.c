@@ -341,9 +341,8 @@ static int check_chunk_sets(struct verifier *v)
  * pass lock on every partition, so that no pass (and so no collector,
  * chunks.h) runs while it repairs. 0; ADMIN_LOCKED when a pass holds it,
  * or 1 when a partition fails (said on stderr). Closing the connections
- * releases it. (A connection the server closed meanwhile would be opened
- * again without the lock; a pass still needs it on every partition it
- * reaches, and the others are held.) */
+ * releases it. A connection lost meanwhile is not opened again (pconn
+ * knows it held the lock): the repair fails on that partition, and says so. */
 static int lock_out_sync(struct verifier *v)
 {
     char name[160];

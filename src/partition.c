@@ -28,8 +28,9 @@ void pconn_init(struct pconn *c, const struct lkv_config *cfg, int index,
 
 void pconn_close(struct pconn *c)
 {
-    /* in_txn stays set: pconn_commit/pconn_rollback clear it, so a caller in
-     * a transaction learns that the connection went away. */
+    /* in_txn and holds_lock stay set: pconn_commit/pconn_rollback and
+     * store_named_unlock clear them, so a caller in a transaction or holding
+     * a lock learns that the connection went away (pconn_mysql). */
     for (int i = 0; i < PCONN_MAX_STMTS; i++) {
         if (c->stmt[i]) {
             mysql_stmt_close(c->stmt[i]);
@@ -52,6 +53,16 @@ static void remember_failure(struct pconn *c, unsigned err, const char *msg)
 {
     c->last_errno = err;
     snprintf(c->last_error, sizeof(c->last_error), "%s", msg);
+}
+
+/* After a connection is lost: a named lock it held went with it, and the
+ * error says so (pconn_mysql opens no other in its place). */
+static void note_lock_lost(struct pconn *c)
+{
+    if (!c->holds_lock)
+        return;
+    size_t n = strlen(c->last_error);
+    snprintf(c->last_error + n, sizeof(c->last_error) - n, "; the named lock it held went with it");
 }
 
 static void start_backoff(struct pconn *c)
@@ -193,18 +204,22 @@ MYSQL *pconn_mysql(struct pconn *c, enum lkv_status *st)
     int idle = now - c->last_used_us > PCONN_CHECK_IDLE_US;
     c->last_used_us = now;
     if (c->mysql && idle && idle_connection_dead(c->mysql)) {
-        log_info("partition %d (%s): connection closed by the server; reconnecting", c->index,
-                 c->conf->name);
+        log_info("partition %d (%s): connection closed by the server", c->index, c->conf->name);
         pconn_close(c);
-        if (c->in_txn) {
-            remember_failure(c, CR_SERVER_LOST, "connection lost inside a transaction");
-            *st = LKV_EUNAVAIL;
-            return NULL;
-        }
     }
     if (c->mysql) {
         *st = LKV_OK;
         return c->mysql;
+    }
+    /* A transaction and a named lock live in their connection: a new one
+     * would carry on without them, and say nothing. The caller learns it
+     * lost them (it ends the transaction, or gives the partition up). */
+    if (c->in_txn || c->holds_lock) {
+        remember_failure(c, CR_SERVER_LOST,
+                         c->in_txn ? "connection lost inside a transaction" : "connection lost");
+        note_lock_lost(c);
+        *st = LKV_EUNAVAIL;
+        return NULL;
     }
     if (backing_off(c)) {
         *st = LKV_EUNAVAIL;
@@ -276,6 +291,7 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt)
     case ER_QUERY_INTERRUPTED:
         log_warn("partition %d: %s", c->index, msg);
         pconn_close(c);
+        note_lock_lost(c);
         return LKV_EUNAVAIL;
     default:
         break;
@@ -285,6 +301,7 @@ enum lkv_status pconn_fail(struct pconn *c, MYSQL_STMT *stmt)
         /* A statement handle is owned by the cache or by the caller; only
          * the cached ones are closed here. */
         pconn_close(c);
+        note_lock_lost(c);
         start_backoff(c);
         return LKV_EUNAVAIL;
     }

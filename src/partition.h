@@ -35,6 +35,7 @@ struct pconn {
     uint64_t retry_at_us;                     /* no reconnect before this */
     uint64_t failed_at_us;                    /* when the last connection failed */
     int in_txn;                               /* a transaction is open */
+    int holds_lock;                           /* a named lock (GET_LOCK) is held */
     uint64_t last_used_us;                    /* when a statement last ran */
     unsigned last_errno;                      /* of the last failure */
     char last_error[256];                     /* of the last failure */

@@ -447,6 +447,8 @@ enum lkv_status store_named_lock(struct pconn *c, const char *name, int *got)
     bind_blob(&p[0], name, strlen(name), &len);
     enum lkv_status st = query_u64(c, ST_GET_LOCK, p, &v, NULL);
     *got = st == LKV_OK && v == 1;
+    if (*got)
+        c->holds_lock = 1; /* pconn_mysql: never silently replaced now */
     return st;
 }
 
@@ -456,7 +458,9 @@ enum lkv_status store_named_unlock(struct pconn *c, const char *name)
     unsigned long len;
     uint64_t v = 0;
     bind_blob(&p[0], name, strlen(name), &len);
-    return query_u64(c, ST_RELEASE_LOCK, p, &v, NULL);
+    enum lkv_status st = query_u64(c, ST_RELEASE_LOCK, p, &v, NULL);
+    c->holds_lock = 0; /* released, or gone with its connection */
+    return st;
 }
 
 /* One attempt of store_stamp: a transaction, committed or rolled back. */

@@ -187,7 +187,8 @@ def test_repair_exits_75_while_a_pass_holds_the_lock(c):
     while a pass holds it on any partition, repair changes nothing and
     exits 75 with one line; verify alone still runs; once the lock is free,
     repair runs."""
-    c.request("POST", path("sync/repair-locked", True), b"same")
+    r = c.request("POST", path("sync/repair-locked", True), b"same")
+    assert r.status in (200, 201), r
     sync_ok(c)
     c.sql(0, "UPDATE data SET v = 'tampered' WHERE k = 'sync/repair-locked'")
     with sync_lock_held(c, 2):
@@ -204,6 +205,66 @@ def test_repair_exits_75_while_a_pass_holds_the_lock(c):
     assert c.row(0, "sync/repair-locked")[0] == b"same"
     # the repair's own lock is gone with it: a pass runs
     sync_ok(c)
+    assert_converged(c)
+
+
+def test_repair_that_loses_its_lock_with_its_connection_stops_there(c):
+    """verify --repair holds the pass lock in its connection to each
+    partition. When one of those connections is lost while the repair works
+    elsewhere (here: killed at partition 0 while the repair waits for a row
+    lock at partition 1), the lock went with it: the repair must not open a
+    new connection there and carry on without the lock. It fails, with a
+    last line saying why; a second repair finishes the work."""
+    keys = ["sync/lost-lock/a", "sync/lost-lock/b"]
+    for k in keys:
+        r = c.request("POST", path(k, True), b"same")
+        assert r.status in (200, 201), r
+    sync_ok(c)
+    inlist = ", ".join("'%s'" % k for k in keys)
+    c.sql(1, "UPDATE data SET v = 'tampered' WHERE k IN (%s)" % inlist)
+    locker = subprocess.Popen(
+        ["mariadb", "--no-defaults", "-h127.0.0.1", "-P%d" % c.db_ports[1], "-ulazykv",
+         "-psecret", "test_store_2", "-e",
+         "BEGIN; SELECT k FROM data WHERE k IN (%s) FOR UPDATE; SELECT SLEEP(60)" % inlist],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sleeper = ("SELECT id FROM information_schema.processlist"
+               " WHERE info = 'SELECT SLEEP(60)'")
+    lock_owner = "SELECT IS_USED_LOCK('lazykv-sync:data')"
+    done = {}
+    try:
+        wait_for(lambda: c.sql(1, sleeper), what="the rows to be locked")
+        repair = threading.Thread(target=lambda: done.update(r=c.admin("verify", "--repair")))
+        repair.start()
+        # the repair writes at partition 1 (it waits for the row lock there)
+        writing = ("SELECT id FROM information_schema.processlist"
+                   " WHERE id = IS_USED_LOCK('lazykv-sync:data') AND info LIKE 'INSERT INTO%'")
+        wait_for(lambda: c.sql(1, writing), what="the repair to write at partition 1")
+        # meanwhile its idle connection to partition 0 is lost, and its lock
+        # (gone from the process list: the server has closed its socket too)
+        killed = int(c.sql(0, lock_owner)[0][0])
+        c.sql(0, "KILL %d" % killed)
+        wait_for(lambda: not c.sql(0, "SELECT id FROM information_schema.processlist"
+                                      " WHERE id = %d" % killed),
+                 what="partition 0 to close the repair's connection")
+        assert c.sql(0, lock_owner) == [["NULL"]]
+    finally:
+        for row in c.sql(1, sleeper):
+            c.sql(1, "KILL %d" % int(row[0]))   # its transaction, and the row locks
+        locker.kill()
+        locker.wait()
+    repair.join(timeout=120)
+    r = done["r"]
+    assert r.returncode == 1, r
+    # its last line says why: the statement that found the connection gone
+    # ("Lost connection to server during query"), or the refusal to open
+    # another ("connection lost"); before it, the log's line, if any
+    last = r.stderr.splitlines()[-1]
+    assert (last.startswith(b"lazykv-admin: verify failed: ") and
+            last.endswith(b"; the named lock it held went with it")), r.stderr
+    r = c.admin("verify", "--repair")
+    assert r.returncode == 0, r
+    for k in keys:
+        assert c.row(1, k)[0] == b"same", k
     assert_converged(c)
 
 
