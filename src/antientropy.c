@@ -132,7 +132,16 @@ struct verifier {
     int n;
     int repair, verbose;
     uint64_t differing, repaired, failed;
+    int failed_at;        /* the partition whose statement failed, or -1 */
 };
+
+/* A statement at partition p failed: -1, and p remembered for the line
+ * verify ends with (its connection's error says why). */
+static int partition_failed(struct verifier *v, int p)
+{
+    v->failed_at = p;
+    return -1;
+}
 
 /* The partition whose row wins: the highest version; among rows of that
  * version that differ (a hand edit keeps the version), the content most
@@ -220,8 +229,10 @@ static int check_rows(struct verifier *v, const char *bucket)
     int rc = 0;
     for (int p = 0; p < v->n && rc == 0; p++) {
         rs.partition = p;
-        if (store_verify_rows(&v->conn[p], bucket, collect_row, &rs) != LKV_OK || rs.failed)
-            rc = -1;
+        if (store_verify_rows(&v->conn[p], bucket, collect_row, &rs) != LKV_OK)
+            rc = partition_failed(v, p);
+        else if (rs.failed)
+            rc = -1; /* out of memory */
     }
     for (size_t i = 0; i < rs.n && rc == 0; i++) {
         const struct keystate *ks = &rs.k[i];
@@ -252,7 +263,7 @@ static int compare_level(struct verifier *v, const char *top, int *differ)
     for (int p = 0; p < v->n && rc == 0; p++) {
         struct level lv = {d + (size_t)p * TOP_BUCKETS, top != NULL};
         if (store_verify_buckets(&v->conn[p], top, collect_digest, &lv) != LKV_OK)
-            rc = -1;
+            rc = partition_failed(v, p);
     }
     for (int b = 0; b < TOP_BUCKETS && rc == 0; b++) {
         differ[b] = 0;
@@ -332,7 +343,7 @@ static int check_chunk_sets(struct verifier *v)
     for (int p = 0; p < v->n; p++) {
         struct incomplete in = {v, p};
         if (store_incomplete_sets(&v->conn[p], incomplete_set, &in) != LKV_OK)
-            return -1;
+            return partition_failed(v, p);
     }
     return 0;
 }
@@ -365,7 +376,7 @@ static int lock_out_sync(struct verifier *v)
 
 int admin_verify(const struct lkv_config *cfg, int repair, int verbose)
 {
-    struct verifier v = {cfg, NULL, cfg->partitions, repair, verbose, 0, 0, 0};
+    struct verifier v = {cfg, NULL, cfg->partitions, repair, verbose, 0, 0, 0, -1};
     struct store_sql sql;
     if (store_sql_build(&sql, cfg->table_name) != 0) {
         fprintf(stderr, "lazykv-admin: out of memory\n");
@@ -388,7 +399,11 @@ int admin_verify(const struct lkv_config *cfg, int repair, int verbose)
         goto out;
     rc = 1;
     if (run_verify(&v) != 0 || check_chunk_sets(&v) != 0) {
-        fprintf(stderr, "lazykv-admin: verify failed: %s\n", v.conn[0].last_error);
+        if (v.failed_at >= 0)
+            fprintf(stderr, "lazykv-admin: verify failed: partition %d (%s): %s\n", v.failed_at,
+                    cfg->part[v.failed_at].name, v.conn[v.failed_at].last_error);
+        else
+            fprintf(stderr, "lazykv-admin: verify failed: out of memory\n");
         goto out;
     }
     printf("verify: partitions=%d differing=%" PRIu64 "%s", v.n, v.differing,

@@ -259,7 +259,7 @@ def test_repair_that_loses_its_lock_with_its_connection_stops_there(c):
     # ("Lost connection to server during query"), or the refusal to open
     # another ("connection lost"); before it, the log's line, if any
     last = r.stderr.splitlines()[-1]
-    assert (last.startswith(b"lazykv-admin: verify failed: ") and
+    assert (last.startswith(b"lazykv-admin: verify failed: partition 0 (test_store_1): ") and
             last.endswith(b"; the named lock it held went with it")), r.stderr
     r = c.admin("verify", "--repair")
     assert r.returncode == 0, r
